@@ -1,0 +1,1 @@
+"""The reconcile engine: load -> validate -> read state -> diff -> plan -> render | apply."""
