@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
-from pydantic.alias_generators import to_camel
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from reconciler.errors import Problem, SpecPathError
@@ -118,7 +117,8 @@ def read_text(path: Path, file: str) -> tuple[str | None, Problem | None]:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         line = data.count(b"\n", 0, error.start) + 1
-        column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
+        line_start = data.rfind(b"\n", 0, error.start) + 1
+        column = len(data[line_start:error.start].decode("utf-8", errors="replace")) + 1
         byte = data[error.start]
         return None, Problem(file, line, column, f"file is not UTF-8 (byte 0x{byte:02x}); "
                              "save it as UTF-8", code="yaml")
@@ -153,8 +153,7 @@ class Locator:
     def find(self, source: Source, path: FieldPath, at_key: bool = False) -> tuple[int, int, FieldPath]:
         """(line, column, path) of the node at `path`, or of its nearest existing ancestor.
 
-        Union tags that validation inserts into paths (`spec.Intune.tenantId`) are dropped from
-        the returned path. With `at_key`, the position is that of the mapping key, not its value.
+        With `at_key`, the position is that of the mapping key, not its value.
         """
         node = self._root(source)
         if node is None:
@@ -164,8 +163,6 @@ class Locator:
         for position, element in enumerate(path):
             hit = _child(node, element)
             if hit is None:
-                if isinstance(node, MappingNode) and _is_union_tag(node, element):
-                    continue
                 clean.extend(path[position:])
                 key_node = None
                 break
@@ -195,10 +192,6 @@ def _child(node: Node, element: str | int) -> tuple[Node | None, Node] | None:
         if hit is not None:
             return hit
     return None
-
-
-def _is_union_tag(node: MappingNode, element: str | int) -> bool:
-    return any(isinstance(value, ScalarNode) and value.value == element for _, value in node.value)
 
 
 def load(path: str | Path) -> LoadResult:
@@ -293,18 +286,18 @@ def _explain(error: ValidationError, model: type[BaseModel]) -> list[tuple[Field
     """Turn pydantic's errors into (path, message, point-at-key) for users."""
     explained = []
     for item in error.errors(include_url=False):
-        path: FieldPath = tuple(item["loc"])
+        loc: FieldPath = tuple(item["loc"])  # with union tags, to look fields up in the models
+        path = _without_union_tags(model, loc)  # as the user wrote it
         kind, message, context = item["type"], item["msg"], item.get("ctx") or {}
         at_key = False
         if kind in ("union_tag_invalid", "union_tag_not_found"):
-            discriminator = to_camel(str(context.get("discriminator", "")).strip("'"))
-            tags = str(context.get("expected_tags", ""))
+            discriminator, tags = _discriminator(model, loc)
             path = (*path, discriminator)
             message = (f"required key {discriminator!r} is missing (one of {tags})"
                        if kind == "union_tag_not_found" else f"must be one of {tags}")
         elif kind == "extra_forbidden":
             key = str(path[-1])
-            allowed = _allowed_keys(model, path[:-1])
+            allowed = _allowed_keys(model, loc[:-1])
             message = f"unknown key {key!r}{suggest(key, allowed)}"
             at_key = True
         elif kind == "missing":
@@ -316,7 +309,7 @@ def _explain(error: ValidationError, model: type[BaseModel]) -> list[tuple[Field
         elif kind == "string_pattern_mismatch" and path[-2:] == ("metadata", "name"):
             message = f"{item['input']!r} is not a valid name: {_name_rule(model)}"
         elif kind == "string_pattern_mismatch":
-            description = _field_description(model, path)
+            description = _field_description(model, loc)
             message = f"{item['input']!r} does not match {context.get('pattern')}" + (
                 f" ({description})" if description else "")
         else:
@@ -376,6 +369,33 @@ def _field_at(model: type[BaseModel], path: FieldPath) -> tuple[Any, Any]:
         else:
             return None, None
     return annotation, info
+
+
+def _without_union_tags(model: type[BaseModel], path: FieldPath) -> FieldPath:
+    """Drop the member tags pydantic puts into the paths of discriminated unions."""
+    clean: list[str | int] = []
+    annotation: Any = model
+    for element in path:
+        unwrapped = _unwrap(annotation)
+        if get_origin(unwrapped) in (Union, types.UnionType) and any(
+                _has_tag(member, element) for member in get_args(unwrapped)):
+            annotation = next(m for m in get_args(unwrapped) if _has_tag(m, element))
+            continue
+        clean.append(element)
+        annotation, _ = _field_at(model, tuple(clean))
+    return tuple(clean)
+
+
+def _discriminator(model: type[BaseModel], path: FieldPath) -> tuple[str, str]:
+    """The key that picks a union member at `path`, and the values it may take."""
+    union, info = _field_at(model, path)
+    field = str(getattr(info, "discriminator", None) or "")
+    key, tags = field, []
+    for member in get_args(_unwrap(union)):
+        member_field = member.model_fields[field]
+        key = member_field.alias or field
+        tags.extend(str(tag) for tag in get_args(member_field.annotation))
+    return key, ", ".join(tags)
 
 
 def _has_tag(member: Any, tag: str | int) -> bool:

@@ -27,14 +27,18 @@ class Catalog:
 
     documents: list[SpecDocument]
     by_kind: dict[str, dict[str, SpecDocument]] = field(default_factory=dict)
+    _names: dict[str, set[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.by_kind = {kind: {} for kind in KINDS}
         for document in self.documents:
             self.by_kind[document.kind].setdefault(document.name, document)
+        self._names = {kind: set(documents) | set(KINDS[kind].builtin_names)
+                       for kind, documents in self.by_kind.items()}
 
     def names(self, kind: str) -> set[str]:
-        return set(self.by_kind[kind]) | set(KINDS[kind].builtin_names)
+        """Declared and built-in names of a kind (do not modify)."""
+        return self._names[kind]
 
     def of_kind(self, kind: str) -> Iterable[SpecDocument]:
         return self.by_kind[kind].values()

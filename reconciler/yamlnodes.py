@@ -28,9 +28,12 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import BaseResolver
 
 try:  # libyaml; the pure-Python parser is the slow fallback
-    from yaml import CParser as _Parser
-    from yaml import CSafeDumper as _BaseDumper
+    from yaml.cyaml import CParser as _Parser
+    from yaml.cyaml import CSafeDumper as _BaseDumper
+
+    LIBYAML = True
 except ImportError:  # pragma: no cover - depends on how PyYAML was built
+    LIBYAML = False
     from yaml.composer import Composer
     from yaml.parser import Parser
     from yaml.reader import Reader
@@ -143,6 +146,7 @@ class NodeConverter:
 
     def __init__(self) -> None:
         self.problems: list[NodeProblem] = []
+        self._reported: set[tuple[int, int]] = set()  # an aliased node is converted again
         self._sizes: dict[int, int] = {}
         self._expanded = 0
 
@@ -174,7 +178,7 @@ class NodeConverter:
             return self._scalar(node), 1
         if isinstance(node, SequenceNode):
             if node.tag != SEQ:
-                raise self._fail(node, f"tag {node.tag} is not allowed; only YAML's core tags are")
+                raise self._fail(node, _tag_message(node.tag))
             items, size = [], 1
             for item in node.value:
                 value, item_size = self._value(item, depth + 1)
@@ -182,7 +186,7 @@ class NodeConverter:
                 size += item_size
         elif isinstance(node, MappingNode):
             if node.tag != MAP:
-                raise self._fail(node, f"tag {node.tag} is not allowed; only YAML's core tags are")
+                raise self._fail(node, _tag_message(node.tag))
             items, size = self._mapping(node, depth)
         else:  # pragma: no cover - the composer makes only these three
             raise self._fail(node, f"unsupported YAML node {type(node).__name__}")
@@ -211,9 +215,12 @@ class NodeConverter:
             key = key_node.value
             if key in first_seen:
                 line, _ = _position(first_seen[key])
-                self.problems.append(NodeProblem(
-                    f"duplicate key {key!r} (first at line {line}); YAML keeps only one, "
-                    "remove the other", *_position(key_node)))
+                where = _position(key_node)
+                if where not in self._reported:
+                    self._reported.add(where)
+                    self.problems.append(NodeProblem(
+                        f"duplicate key {key!r} (first at line {line}); YAML keeps only one, "
+                        "remove the other", *where))
                 continue
             first_seen[key] = key_node
             value, value_size = self._value(value_node, depth + 1)
@@ -250,9 +257,13 @@ class NodeConverter:
         elif tag == MERGE:
             return text
         else:
-            raise self._fail(node, f"tag {tag} is not allowed; only YAML's core tags are "
-                                   "(str, int, float, bool, null, map, seq)")
+            raise self._fail(node, _tag_message(tag))
         raise self._fail(node, f"{text!r} is not a valid {tag.removeprefix(TAG)}")
+
+
+def _tag_message(tag: str) -> str:
+    return (f"tag {tag} is not allowed; only YAML's core tags are "
+            "(str, int, float, bool, null, map, seq)")
 
 
 def _position(node: Node) -> tuple[int, int]:

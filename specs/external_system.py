@@ -74,8 +74,9 @@ class _UemSystem(_System):
         if missing:
             raise ValueError(f"authentication {self.authentication} needs {', '.join(missing)}")
         if extra:
-            raise ValueError(f"{', '.join(extra)} do not apply to authentication "
-                             f"{self.authentication}; remove them")
+            verb = "does" if len(extra) == 1 else "do"
+            raise ValueError(f"{', '.join(extra)} {verb} not apply to authentication "
+                             f"{self.authentication}; remove {'it' if len(extra) == 1 else 'them'}")
 
 
 def _snake(camel: str) -> str:

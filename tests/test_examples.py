@@ -40,3 +40,13 @@ def test_intune_example_uses_secret_references_only() -> None:
     assert systems["Intune Production"].client_secret.env == "INTUNE_CLIENT_SECRET"
     assert systems["Workspace ONE"].key_value.env == "WS1_API_KEY"
     assert {s.listener_type for s in systems.values()} >= {"Intune", "WorkspaceOne"}
+
+
+def test_the_fast_yaml_composer_is_in_use() -> None:
+    """Plans at scale depend on libyaml; a silent fall back to pure Python is 10x slower."""
+    import yaml
+
+    from reconciler import yamlnodes
+
+    assert yamlnodes.LIBYAML == yaml.__with_libyaml__
+    assert yamlnodes._Composer.__mro__[1].__module__ == "yaml._yaml"
