@@ -9,20 +9,37 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from reconciler.errors import MimError, Problem
 from specs import KINDS
 
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
 
 @dataclass(slots=True)
 class Context:
-    """What every command shares: where the database is."""
+    """What every command shares: where the database is, and the engines opened on it."""
 
     database_url: str | None = None
+    engines: list[Engine] = field(default_factory=list)
+
+    def engine(self, lock_timeout: float = 30.0) -> Engine:
+        """An engine on the chosen database, disposed of when the command ends."""
+        from reconciler.db.engine import make_engine
+
+        engine = make_engine(self.database_url, lock_timeout=lock_timeout)
+        self.engines.append(engine)
+        return engine
+
+    def close(self) -> None:
+        for engine in self.engines:
+            engine.dispose()
 
 
 pass_context = click.make_pass_decorator(Context)
@@ -55,6 +72,7 @@ def main(ctx: click.Context, database_url: str | None) -> None:
     systems and requests in YAML; validate them, plan the change against the database, apply.
     """
     ctx.obj = Context(database_url=database_url)
+    ctx.call_on_close(ctx.obj.close)
 
 
 @main.command()
@@ -122,6 +140,131 @@ def schema(out_dir: Path | None) -> None:
         _write_json(out_dir / f"{kind}.schema.json", kind_schema(kind))
     _write_json(out_dir / "mimctl.schema.json", all_kinds_schema())
     click.echo(f"wrote {_plural(len(KINDS) + 1, 'schema')} to {out_dir}")
+
+
+@main.command()
+@click.option("--plan", "mode", flag_value="plan",
+              help="Show what applying the specs would change (exit 0 none, 2 changes, 1 errors).")
+@click.option("--apply", "mode", flag_value="apply",
+              help="Apply the specs under PATH, or exactly the saved plan FILE.")
+@click.argument("target", metavar="[PATH | FILE]", default=".", type=click.Path(path_type=Path))
+@click.option("--format", "output_format", type=click.Choice(["text", "json", "markdown"]),
+              default="text", show_default=True, help="How to print the plan.")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Save the plan (JSON) for `reconcile --apply FILE`.")
+@click.option("--yes", "-y", is_flag=True, help="Apply without asking for confirmation.")
+@click.option("--prune/--no-prune", default=True, show_default=True,
+              help="Delete managed objects whose documents were removed, or only report them.")
+@click.option("--adopt", is_flag=True,
+              help="Take objects created outside the specs under management when a document "
+                   "names them.")
+@click.option("--max-deletes", type=click.IntRange(min=0), default=10, show_default=True,
+              help="Refuse a plan that deletes more objects than this.")
+@click.option("--actor", envvar="MIM_ACTOR",
+              help="Who applies, for the audit log (default: git author, else login name).")
+@click.option("--lock-timeout", type=click.FloatRange(min=0), default=30.0, show_default=True,
+              help="Seconds to wait for another apply to finish.")
+@pass_context
+def reconcile(context: Context, mode: str | None, target: Path, output_format: str,
+              out_file: Path | None, yes: bool, prune: bool, adopt: bool, max_deletes: int,
+              actor: str | None, lock_timeout: float) -> None:
+    """Plan or apply the specs against the database.
+
+    `--plan` validates the specs, reads the database and prints the changes; exit 0 when
+    nothing would change, 2 when something would, 1 on errors. `--apply PATH` plans, asks for
+    confirmation on a terminal (unless --yes) and applies in one transaction. `--apply FILE`
+    applies exactly a plan saved with --out, and refuses it if the database changed since.
+    """
+    from reconciler.apply import apply_plan, default_actor
+    from reconciler.db.engine import ensure_schema
+    from reconciler.plan import guard_problems, plan_to_json, read_plan_file
+    from reconciler.reconcile import plan_path
+    from reconciler.render import render
+
+    if mode is None:
+        raise click.UsageError("give --plan or --apply")
+    engine = context.engine(lock_timeout)
+    actor = actor or default_actor()
+    if mode == "apply" and target.is_file() and target.suffix == ".json":
+        plan = read_plan_file(target)
+        ensure_schema(engine)
+        click.echo(render(plan, "text", color=sys.stdout.isatty()), nl=False)
+        result = apply_plan(engine, plan, actor=actor, timeout=lock_timeout, check_state=True)
+        click.echo(_applied(result.applied))
+        return
+    planned = plan_path(target, engine, prune=prune, adopt=adopt)
+    if planned.plan is None:
+        _print_problems(planned.report.problems)
+        errors = len(planned.report.errors)
+        raise click.ClickException(f"{_plural(errors, 'error')} in the specs; nothing planned")
+    _print_problems(planned.report.problems)  # warnings
+    plan = planned.plan
+    guards = guard_problems(plan, max_deletes)
+    shown = output_format if mode == "plan" else "text"
+    click.echo(render(plan, shown, color=shown == "text" and sys.stdout.isatty()), nl=False)
+    if guards:
+        raise click.ClickException("\n".join(guards))
+    if mode == "plan":
+        if out_file is not None:
+            _write_json(out_file, plan_to_json(plan))
+            click.echo(f"saved plan to {out_file}", err=True)
+        sys.exit(2 if plan.has_changes else 0)
+    if not plan.has_changes:
+        return
+    if not yes:
+        if not sys.stdin.isatty():
+            raise click.ClickException("not on a terminal: pass --yes to apply without "
+                                       "confirmation")
+        click.confirm("Apply these changes?", abort=True)
+    result = apply_plan(engine, plan, actor=actor, timeout=lock_timeout, check_state=False)
+    click.echo(_applied(result.applied))
+
+
+def _applied(summary: dict[str, int]) -> str:
+    done = {"create": "created", "update": "updated", "adopt": "adopted", "delete": "deleted"}
+    return "Applied: " + ", ".join(f"{count} {done[action]}" for action, count in summary.items())
+
+
+@main.group()
+def db() -> None:
+    """Database schema commands."""
+
+
+@db.command("upgrade")
+@pass_context
+def db_upgrade(context: Context) -> None:
+    """Create or migrate the database schema to this mimctl's version."""
+    from reconciler.db.engine import upgrade
+
+    engine = context.engine()
+    before, after = upgrade(engine)
+    where = engine.url.render_as_string(hide_password=True)
+    if before == after:
+        click.echo(f"{where} is up to date (revision {after})")
+    else:
+        click.echo(f"{where} upgraded from {before or 'an empty database'} to revision {after}")
+
+
+@main.command()
+@click.argument("address", metavar="KIND/NAME")
+@click.option("--actor", envvar="MIM_ACTOR", help="Who lifts the protection, for the audit log.")
+@pass_context
+def unprotect(context: Context, address: str, actor: str | None) -> None:
+    """Lift the deletion guard (annotation mim/protect) of one object, e.g. Role/Helpdesk.
+
+    The next plan may then delete it if its document is gone.
+    """
+    from reconciler.apply import default_actor
+    from reconciler.apply import unprotect as lift
+    from reconciler.db.engine import ensure_schema
+
+    kind, slash, name = address.partition("/")
+    if not slash or not name:
+        raise click.BadParameter("write KIND/NAME, e.g. Role/Helpdesk", param_hint="KIND/NAME")
+    engine = context.engine()
+    ensure_schema(engine)
+    lift(engine, kind, name, actor=actor or default_actor())
+    click.echo(f"{kind}/{name} is no longer protected")
 
 
 def _write_json(path: Path, value: object) -> None:

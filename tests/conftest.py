@@ -40,3 +40,39 @@ def mimctl() -> Callable[..., object]:
         return runner.invoke(main, [str(a) for a in args], catch_exceptions=False, **kwargs)
 
     return run
+
+
+def _reset_postgres(url: str) -> None:
+    from sqlalchemy import create_engine
+
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DROP SCHEMA IF EXISTS public CASCADE")
+        connection.exec_driver_sql("CREATE SCHEMA public")
+    engine.dispose()
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    """A fresh, empty database: PostgreSQL when MIM_TEST_DATABASE_URL is set, else SQLite."""
+    import os
+
+    url = os.environ.get("MIM_TEST_DATABASE_URL")
+    if url:
+        from reconciler.db.engine import resolve_url
+
+        url = resolve_url(url)
+        _reset_postgres(url)
+        return url
+    return f"sqlite:///{tmp_path / 'mim.sqlite3'}"
+
+
+@pytest.fixture
+def engine(database_url: str):
+    """An engine on a fresh database migrated to the current schema."""
+    from reconciler.db.engine import make_engine, upgrade
+
+    engine = make_engine(database_url, lock_timeout=5)
+    upgrade(engine)
+    yield engine
+    engine.dispose()

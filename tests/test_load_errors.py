@@ -118,7 +118,7 @@ def test_unclosed_bracket_keeps_the_documents_before_it(write_tree) -> None:
         """})
     result = load(root)
     assert [str(p) for p in result.problems] == [
-        f"{BAD}:10:1: YAML syntax error: expected ',' or ']', but got '<stream end>' "
+        f"{BAD}:10:1: YAML syntax error: did not find expected ',' or ']' "
         "(while parsing a flow sequence)"]
     assert {d.name for d in result.documents} == BASE_NAMES | {"Early"}
 
@@ -130,8 +130,8 @@ def test_bad_indentation(problems) -> None:
         metadata:
           name: X
          spec: {}
-        """) == [f"{BAD}:5:2: YAML syntax error: expected <block end>, but found "
-                 "'<block mapping start>' (while parsing a block mapping)"]
+        """) == [f"{BAD}:5:2: YAML syntax error: did not find expected key "
+                 "(while parsing a block mapping)"]
 
 
 def test_mistake_before_a_syntax_error_is_still_located(problems) -> None:
@@ -146,7 +146,7 @@ def test_mistake_before_a_syntax_error_is_still_located(problems) -> None:
         foo: [
         """) == [
         f"{BAD}:6:3: Person/bob: spec.fullName: required key 'fullName' is missing",
-        f"{BAD}:9:1: YAML syntax error: expected the node content, but found '<stream end>' "
+        f"{BAD}:9:1: YAML syntax error: did not find expected node content "
         "(while parsing a flow node)",
     ]
 

@@ -181,7 +181,7 @@ def test_json_of_a_yaml_error_has_no_kind(write_tree, mimctl) -> None:
     assert report["problems"] == [{
         "file": "specs/broken.yaml", "line": 2, "column": 1, "kind": None, "name": None,
         "path": "", "severity": "error", "code": "yaml",
-        "message": "YAML syntax error: expected the node content, but found '<stream end>' "
+        "message": "YAML syntax error: did not find expected node content "
                    "(while parsing a flow node)",
     }]
 

@@ -1,0 +1,62 @@
+"""The reconcile pipeline end to end: load -> validate -> read state -> diff -> plan.
+
+This is the one place that joins the pure steps to the database; `apply.py` carries plans out.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+
+from reconciler.canonical import canonical
+from reconciler.db.engine import ensure_schema
+from reconciler.diff import Desired, diff
+from reconciler.plan import Plan, make_plan
+from reconciler.state import read_state
+from reconciler.validate import Report, validate
+
+
+@dataclass(slots=True)
+class Planned:
+    """A validation report and, when the specs are valid, the plan."""
+
+    report: Report
+    plan: Plan | None
+
+
+def desired_documents(report: Report) -> list[Desired]:
+    return [Desired(d.kind, d.name, canonical(d.model), str(d.source))
+            for d in report.catalog.documents]
+
+
+def git_commit(path: Path) -> str | None:
+    """The commit the specs at `path` come from (`-dirty` when they differ from it), or None."""
+    folder = path if path.is_dir() else path.parent
+    try:
+        head = subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"],
+                              capture_output=True, text=True, timeout=10)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "-C", str(folder), "status", "--porcelain", "--", "."],
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def plan_path(path: Path, engine: Engine, *, prune: bool = True, adopt: bool = False) -> Planned:
+    """Validate the specs under `path` and, if they are valid, plan them against the database."""
+    report = validate(path)
+    if not report.ok:
+        return Planned(report, None)
+    ensure_schema(engine)
+    with engine.connect() as connection:
+        state = read_state(connection)
+    operations, unmanaged = diff(desired_documents(report), state, prune=prune, adopt=adopt)
+    plan = make_plan(operations, unmanaged, state.fingerprint,
+                     database=engine.url.render_as_string(hide_password=True),
+                     source_path=str(path), git_commit=git_commit(path))
+    return Planned(report, plan)
