@@ -77,24 +77,36 @@ def main(ctx: click.Context, database_url: str | None) -> None:
 
 @main.command()
 @click.argument("path", default=".", type=click.Path(path_type=Path))
-@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
-              show_default=True, help="text for people, json for machines.")
-def validate(path: Path, output_format: str) -> None:
-    """Check the specs under PATH: schema, references and uniqueness.
+@click.option("--format", "output_format", type=click.Choice(["text", "json", "markdown"]),
+              default="text", show_default=True,
+              help="text for people, json for machines; markdown only with --list-rules.")
+@click.option("--strict", is_flag=True, help="Fail on warnings too.")
+@click.option("--list-rules", is_flag=True,
+              help="Print the rule catalogue instead (docs/rules.md is its markdown).")
+def validate(path: Path, output_format: str, strict: bool, list_rules: bool) -> None:
+    """Check the specs under PATH: schema, references, uniqueness and the rule catalogue.
 
-    Exit 0 when clean, 1 when any error is found. Every error is reported, not only the
-    first, each at its file:line:column.
+    Exit 0 when clean, 1 when any error is found (or any warning, with --strict). Every
+    problem is reported, not only the first, each at its file:line:column.
     """
+    from reconciler.rules import catalogue_markdown, catalogue_text
     from reconciler.validate import validate as run_validation
 
+    if list_rules:
+        click.echo(catalogue_markdown() if output_format == "markdown" else catalogue_text(),
+                   nl=False)
+        return
+    if output_format == "markdown":
+        raise click.UsageError("--format markdown goes with --list-rules")
     report = run_validation(path)
     if not report.files:
         raise click.ClickException(f"no *.yaml or *.yml files under {path}")
+    failed = _failed(report.problems, strict)
     documents = len(report.catalog.documents)
     if output_format == "json":
         click.echo(json.dumps({
             "format_version": 1,
-            "valid": report.ok,
+            "valid": not failed,
             "files": len(report.files),
             "documents": documents,
             "problems": [problem.as_json() for problem in report.problems],
@@ -102,22 +114,30 @@ def validate(path: Path, output_format: str) -> None:
     else:
         _print_problems(report.problems)
         errors = len(report.errors)
-        files = len({problem.file for problem in report.errors})
+        warnings = len(report.problems) - errors
+        files = len({problem.file for problem in report.problems})
         read = f"{_plural(documents, 'valid document')} in {_plural(len(report.files), 'file')}"
-        if errors:
-            click.echo(f"{_plural(errors, 'error')} in {_plural(files, 'file')} ({read})")
+        counted = ", ".join(part for part in (errors and _plural(errors, "error"),
+                                              warnings and _plural(warnings, "warning")) if part)
+        if counted:
+            click.echo(f"{counted} in {_plural(files, 'file')} ({read})")
         else:
             click.echo(f"ok: {read}")
-    sys.exit(0 if report.ok else 1)
+    sys.exit(1 if failed else 0)
 
 
-def _print_problems(problems: list[Problem]) -> None:
-    color = sys.stdout.isatty()
+def _failed(problems: list[Problem], strict: bool) -> bool:
+    return any(p.severity == "error" or strict for p in problems)
+
+
+def _print_problems(problems: list[Problem], err: bool = False) -> None:
+    """Problems one a line; `err` sends them to stderr (warnings beside a plan on stdout)."""
+    color = (sys.stderr if err else sys.stdout).isatty()
     for problem in problems:
         text = str(problem)
         if color:
             text = click.style(text, fg="red" if problem.severity == "error" else "yellow")
-        click.echo(text)
+        click.echo(text, err=err)
 
 
 @main.command()
@@ -164,10 +184,11 @@ def schema(out_dir: Path | None) -> None:
               help="Who applies, for the audit log (default: git author, else login name).")
 @click.option("--lock-timeout", type=click.FloatRange(min=0), default=30.0, show_default=True,
               help="Seconds to wait for another apply to finish.")
+@click.option("--strict", is_flag=True, help="Treat rule warnings as errors.")
 @pass_context
 def reconcile(context: Context, mode: str | None, target: Path, output_format: str,
               out_file: Path | None, yes: bool, prune: bool, adopt: bool, max_deletes: int,
-              actor: str | None, lock_timeout: float) -> None:
+              actor: str | None, lock_timeout: float, strict: bool) -> None:
     """Plan or apply the specs against the database.
 
     `--plan` validates the specs, reads the database and prints the changes; exit 0 when
@@ -193,11 +214,13 @@ def reconcile(context: Context, mode: str | None, target: Path, output_format: s
         click.echo(_applied(result.applied))
         return
     planned = plan_path(target, engine, prune=prune, adopt=adopt)
+    _print_problems(planned.report.problems, err=planned.plan is not None)
     if planned.plan is None:
-        _print_problems(planned.report.problems)
         errors = len(planned.report.errors)
         raise click.ClickException(f"{_plural(errors, 'error')} in the specs; nothing planned")
-    _print_problems(planned.report.problems)  # warnings
+    if strict and planned.report.problems:
+        raise click.ClickException(f"{_plural(len(planned.report.problems), 'warning')} and "
+                                   "--strict; nothing planned")
     plan = planned.plan
     guards = guard_problems(plan, max_deletes)
     shown = output_format if mode == "plan" else "text"

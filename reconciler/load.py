@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from specs.base import DisplayNameMetadata
 
 YAML_SUFFIXES = (".yaml", ".yml")
 MAX_FILE_BYTES = 16 * 1024 * 1024
+_RULE_PREFIX = re.compile(r"^\[(MIM\d{3})\] ")
 FieldPath = tuple[str | int, ...]
 
 
@@ -276,14 +278,15 @@ def _build(raw: _RawDocument, locator: Locator, problems: list[Problem]) -> Spec
     try:
         document = model.model_validate(body)
     except ValidationError as error:
-        for path, message, at_key in _explain(error, model):
-            report(path, message, at_key)
+        for path, message, at_key, code in _explain(error, model):
+            report(path, message, at_key, code)
         return None
     return SpecDocument(source, document)
 
 
-def _explain(error: ValidationError, model: type[BaseModel]) -> list[tuple[FieldPath, str, bool]]:
-    """Turn pydantic's errors into (path, message, point-at-key) for users."""
+def _explain(error: ValidationError,
+             model: type[BaseModel]) -> list[tuple[FieldPath, str, bool, str]]:
+    """Turn pydantic's errors into (path, message, point-at-key, code) for users."""
     explained = []
     for item in error.errors(include_url=False):
         loc: FieldPath = tuple(item["loc"])  # with union tags, to look fields up in the models
@@ -314,7 +317,11 @@ def _explain(error: ValidationError, model: type[BaseModel]) -> list[tuple[Field
                 f" ({description})" if description else "")
         else:
             message = message[:1].lower() + message[1:]
-        explained.append((path, message, at_key))
+        code = "schema"
+        rule = _RULE_PREFIX.match(message)
+        if rule:  # a check the rule catalogue lists (specs.base.violation)
+            code, message = rule.group(1), message[rule.end():]
+        explained.append((path, message, at_key, code))
     return explained
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler.errors import Problem
+from reconciler.rules import run_rules
 from reconciler.load import FieldPath, LoadResult, Locator, SpecDocument, load, suggest
 from specs import KINDS
 from specs.card_format import BUILTIN_CONTAINERS, CardFormat
@@ -84,7 +85,8 @@ def validate(path: str | Path) -> Report:
     catalog = Catalog(loaded.documents)
     finder = _Finder(Locator())
     problems = [*loaded.problems, *check_references(catalog, finder),
-                *check_uniqueness(catalog, finder)]
+                *check_uniqueness(catalog, finder),
+                *run_rules(catalog.documents, catalog.by_kind, finder.locator)]
     problems.sort(key=Problem.sort_key)
     return Report(catalog, problems, loaded.files)
 
@@ -150,18 +152,18 @@ def check_uniqueness(catalog: Catalog, finder: _Finder) -> Iterator[Problem]:
                        "certificate policy {value!r} already has a DN policy: {other}")
     yield from _unique(finder, catalog.of_kind("DnPolicy"), ("spec", "default"),
                        lambda m: True if isinstance(m, DnPolicy) and m.spec.default else None,
-                       "a default DN policy already exists: {other}")
+                       "a default DN policy already exists: {other}", code="MIM603")
     settings = catalog.settings
     if settings is not None and settings.spec.dn_processor.default is not None:
         for document in catalog.of_kind("DnPolicy"):
             if isinstance(document.model, DnPolicy) and document.model.spec.default:
                 yield finder.problem(document, ("spec", "default"),
                                      "Settings already sets dnProcessor.default; keep one "
-                                     "default DN", "duplicate")
+                                     "default DN", "MIM603")
 
 
 def _unique(finder: _Finder, documents: Iterable[SpecDocument], path: FieldPath, value_of,
-            message: str) -> Iterator[Problem]:
+            message: str, code: str = "duplicate") -> Iterator[Problem]:
     first: dict[object, SpecDocument] = {}
     for document in documents:
         value = value_of(document.model)
@@ -170,5 +172,5 @@ def _unique(finder: _Finder, documents: Iterable[SpecDocument], path: FieldPath,
         other = first.setdefault(value, document)
         if other is not document:
             yield finder.problem(document, path, message.format(
-                value=value, other=f"{other.kind}/{other.name} ({other.source})"), "duplicate")
+                value=value, other=f"{other.kind}/{other.name} ({other.source})"), code)
 

@@ -127,6 +127,11 @@ class Document(SpecModel):
         return iter(())
 
 
+def violation(rule_id: str, message: str) -> ValueError:
+    """An error raised while reading a document that the rule catalogue lists as `rule_id`."""
+    return ValueError(f"[{rule_id}] {message}")
+
+
 def unique_items(values: list[Any]) -> list[Any]:
     """Reject a list naming the same thing twice (order is kept: it is the user's)."""
     seen: set[Any] = set()

@@ -6,7 +6,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from specs.base import DisplayNameMetadata, Document, SpecModel
+from specs.base import DisplayNameMetadata, Document, SpecModel, violation
 
 MOBILE_FORMAT = "Mobile"
 NO_FORMAT = "None"
@@ -38,7 +38,7 @@ class CardFormatSpec(SpecModel):
             for container in self.containers:
                 value = getattr(container, attribute)
                 if value in seen:
-                    raise ValueError(f"two containers share the {attribute} {value!r}")
+                    raise violation("MIM308", f"two containers share the {attribute} {value!r}")
                 seen.add(value)
         return self
 

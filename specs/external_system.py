@@ -11,7 +11,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field, model_validator
 
-from specs.base import DisplayNameMetadata, Document, SpecModel
+from specs.base import DisplayNameMetadata, Document, SpecModel, violation
 from specs.secrets import CertificateRef, SecretRef
 
 HttpUrl = Annotated[str, Field(pattern=r"^https?://[^\s/?#]+[^\s]*$",
@@ -48,7 +48,7 @@ class IntuneSystem(_System):
     @model_validator(mode="after")
     def _credential(self) -> IntuneSystem:
         if (self.client_secret is None) == (self.client_certificate is None):
-            raise ValueError("give exactly one of clientSecret and clientCertificate")
+            raise violation("MIM501", "give exactly one of clientSecret and clientCertificate")
         return self
 
 
@@ -72,11 +72,12 @@ class _UemSystem(_System):
             extra = [f for f in (*certificate_fields, "certificatePassword")
                      if getattr(self, _snake(f)) is not None]
         if missing:
-            raise ValueError(f"authentication {self.authentication} needs {', '.join(missing)}")
+            raise violation("MIM502", f"authentication {self.authentication} needs "
+                                      f"{', '.join(missing)}")
         if extra:
             verb = "does" if len(extra) == 1 else "do"
-            raise ValueError(f"{', '.join(extra)} {verb} not apply to authentication "
-                             f"{self.authentication}; remove {'it' if len(extra) == 1 else 'them'}")
+            raise violation("MIM502", f"{', '.join(extra)} {verb} not apply to authentication "
+                            f"{self.authentication}; remove {'it' if len(extra) == 1 else 'them'}")
 
 
 def _snake(camel: str) -> str:

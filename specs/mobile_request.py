@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from specs.base import Document, Reference, SpecModel
+from specs.base import Document, Reference, SpecModel, violation
 
 RequestKind = Literal["Issue", "Replace", "Update", "Renew"]
 Delivery = Literal["Email", "Sms", "QrCode", "ShowCode"]
@@ -32,9 +32,10 @@ class MobileRequestSpec(SpecModel):
     @model_validator(mode="after")
     def _device(self) -> MobileRequestSpec:
         if self.kind == "Issue" and self.device is not None:
-            raise ValueError("device applies to Replace, Update and Renew requests, not Issue")
+            raise violation("MIM701", "device applies to Replace, Update and Renew requests, "
+                                      "not Issue")
         if self.kind != "Issue" and self.device is None:
-            raise ValueError(f"a {self.kind} request needs the device it is for")
+            raise violation("MIM701", f"a {self.kind} request needs the device it is for")
         return self
 
 

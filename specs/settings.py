@@ -137,10 +137,13 @@ class SecuritySettings(SpecModel):
 
 
 class ContentSigningSettings(SpecModel):
-    """The certificate and key that sign mobile-ID packages (SHA-256)."""
+    """What signs mobile-ID packages (SHA-256): a certificate and key, or a built-in CA."""
 
     certificate: CertificateRef | None = Field(None, description="Signing certificate.")
     key: SecretRef | None = Field(None, description="Private key of the signing certificate.")
+    authority: str | None = Field(
+        None, description="Instead of certificate and key: the built-in CertificateAuthority "
+        "that issues (and renews) the content-signing certificate.")
 
 
 class AuthSettings(SpecModel):
@@ -212,3 +215,7 @@ class Settings(Document):
         if profile is not None:
             yield Reference("CredentialProfile", profile,
                             ("spec", "certificates", "iosOta", "credentialProfile"))
+        authority = self.spec.content_signing.authority
+        if authority is not None:
+            yield Reference("CertificateAuthority", authority,
+                            ("spec", "contentSigning", "authority"))

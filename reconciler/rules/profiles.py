@@ -1,0 +1,4 @@
+"""Rules: profiles (see reconciler/rules/__init__.py for the id ranges)."""
+
+from __future__ import annotations
+
