@@ -80,6 +80,8 @@ def test_guards_fail_the_plan_with_a_way_forward(mimctl, db, write_tree) -> None
     shutil.copytree(EXAMPLES / "intune-derived-credentials", root, dirs_exist_ok=True)
     assert mimctl("--db", db, "reconcile", "--apply", root, "--yes").exit_code == 0
     shutil.rmtree(root / "pki")
+    settings = root / "settings.yaml"  # its content signing names the CA
+    settings.write_text(settings.read_text().split("  contentSigning:")[0])
     (root / "profiles" / "badge.yaml").unlink()
     for profile in ("intune.yaml", "workspace-one.yaml"):
         (root / "profiles" / profile).unlink()
