@@ -229,6 +229,6 @@ def test_validate_help(mimctl) -> None:
     result = mimctl("validate", "-h")
     assert result.exit_code == 0
     assert "validate [OPTIONS] [PATH]" in result.output
-    assert "--format [text|json]" in result.output
+    assert "--format [text|json|markdown]" in result.output
     assert "[default: text]" in result.output
     assert "file:line:column" in result.output
