@@ -101,7 +101,7 @@ def check_references(catalog: Catalog, finder: _Finder) -> Iterator[Problem]:
                     yield finder.problem(
                         document, reference.path,
                         f"no CertificatePolicy has friendlyName {reference.name!r}"
-                        f"{suggest(reference.name, friendly_names)}", "reference")
+                        f"{suggest(reference.name, friendly_names)}", "MIM601")
                 continue
             known = catalog.names(reference.kind)
             if reference.name not in known:
@@ -130,7 +130,7 @@ def _check_containers(catalog: Catalog, document: SpecDocument, profile: Credent
             yield finder.problem(
                 document, ("spec", "certificates", index, "container"),
                 f"card format {format_name!r} has no container {certificate.container!r} "
-                f"(its containers: {listed})", "reference")
+                f"(its containers: {listed})", "MIM305")
 
 
 def check_uniqueness(catalog: Catalog, finder: _Finder) -> Iterator[Problem]:

@@ -20,6 +20,9 @@ from reconciler.rules.registry import (
     run_rules,
 )
 
+enforced_on_read("MIM305", "error",
+                 "A certificate's container is not in the profile's card format (System Store "
+                 "needs the Mobile format or a custom format holding it)", "3.8.1")
 enforced_on_read("MIM308", "error", "Two containers of a card format share a name or an id",
                  "3.9")
 enforced_on_read("MIM501", "error",
@@ -27,6 +30,8 @@ enforced_on_read("MIM501", "error",
 enforced_on_read("MIM502", "error",
                  "Workspace ONE / BlackBerry credentials must match the chosen authentication",
                  "3.11.2")
+enforced_on_read("MIM601", "error", "A DN policy names an unknown certificate policy friendly name",
+                 "3.10.1")
 enforced_on_read("MIM603", "error", "More than one default DN", "3.10")
 enforced_on_read("MIM701", "error",
                  "Replace, Update and Renew requests name a device; Issue requests do not", "5.3")
