@@ -11,7 +11,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -44,7 +44,7 @@ def _event_hash(prev_hash: str, at: str, event: AuditEvent) -> str:
 def append(connection: Connection, events: Iterable[AuditEvent],
            now: datetime | None = None) -> int:
     """Append events to the chain in one statement; returns how many were written."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     at = now.isoformat()
     prev = connection.execute(
         select(audit_events.c.hash).order_by(audit_events.c.id.desc()).limit(1)).scalar()

@@ -7,7 +7,7 @@ field-level changes. Field changes come from deepdiff and read as `spec.certific
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, NamedTuple

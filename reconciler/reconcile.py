@@ -47,9 +47,10 @@ def git_commit(path: Path) -> str | None:
     return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
-def plan_path(path: Path, engine: Engine, *, prune: bool = True, adopt: bool = False) -> Planned:
+def plan_path(path: Path, engine: Engine, *, prune: bool = True, adopt: bool = False,
+              rules: bool = True) -> Planned:
     """Validate the specs under `path` and, if they are valid, plan them against the database."""
-    report = validate(path)
+    report = validate(path, rules=rules)
     if not report.ok:
         return Planned(report, None)
     ensure_schema(engine)
