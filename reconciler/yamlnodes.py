@@ -89,8 +89,20 @@ class _Dumper(_BaseDumper):  # type: ignore[misc, valid-type]
 
 
 _install_core_schema(_Dumper)
-_Dumper.add_representer(str, lambda dumper, value: dumper.represent_scalar(
-    STR, value, style="|" if "\n" in value and value.strip() == value.rstrip("\n") else None))
+_UNICODE_BREAKS = ("\x85", "\u2028", "\u2029")  # plain or literal style would fold them
+
+
+def _represent_str(dumper: yaml.BaseDumper, value: str) -> yaml.ScalarNode:
+    if any(mark in value for mark in _UNICODE_BREAKS):
+        style: str | None = '"'
+    elif "\n" in value and value.strip() == value.rstrip("\n"):
+        style = "|"
+    else:
+        style = None
+    return dumper.represent_scalar(STR, value, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
 
 
 class YamlSyntaxError(Exception):

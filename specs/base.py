@@ -7,7 +7,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, GetCoreSchemaHandler
+from pydantic import GetJsonSchemaHandler
+from pydantic_core import core_schema
 from pydantic.alias_generators import to_camel
 
 API_VERSION = "mim/v1"
@@ -48,7 +50,7 @@ def _check_annotations(value: dict[str, str]) -> dict[str, str]:
             raise ValueError(f"unknown mimctl annotation {key!r}; known: {known}")
         if key == PROTECT_ANNOTATION and text not in ("true", "false"):
             raise ValueError(f'{PROTECT_ANNOTATION} must be "true" or "false", not {text!r}')
-        if key == IGNORE_RULES_ANNOTATION and not _RULE_LIST_RE.match(text):
+        if key == IGNORE_RULES_ANNOTATION and not _RULE_LIST_RE.fullmatch(text):
             raise ValueError(
                 f"{IGNORE_RULES_ANNOTATION} must be a comma-separated list of rule ids "
                 f"like MIM012,MIM020, not {text!r}"
@@ -142,7 +144,18 @@ def unique_items(values: list[Any]) -> list[Any]:
     return values
 
 
-UniqueList = AfterValidator(unique_items)
+class _UniqueItems:
+    """Annotation for lists that must not repeat an item (also `uniqueItems` in the schema)."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> Any:
+        return core_schema.no_info_after_validator_function(unique_items, handler(source))
+
+    def __get_pydantic_json_schema__(self, schema: Any,
+                                     handler: GetJsonSchemaHandler) -> dict[str, Any]:
+        return {**handler(schema), "uniqueItems": True}
+
+
+UniqueList = _UniqueItems()
 
 
 def refs(kind: str, names: list[str], *path: str | int) -> Iterator[Reference]:

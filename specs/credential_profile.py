@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Annotated, Literal
 
@@ -19,8 +18,6 @@ NotificationScheme = Literal[
     "Default", "None", "MobileOnlyAuthCodeViaEmail", "MobileOnlyAuthCodeViaSms",
 ]
 MdmStatus = Literal["Unrestricted", "MustBeRegistered", "MustNotBeRegistered"]
-REQUIRED_ATTRIBUTES_PATTERN = r"^\s*[^=,\s]+\s*=[^,]*(,\s*[^=,\s]+\s*=[^,]*)*$"
-_REQUIRED_ATTRIBUTES_RE = re.compile(REQUIRED_ATTRIBUTES_PATTERN)
 
 RoleNames = Annotated[list[str], UniqueList]
 
@@ -74,7 +71,7 @@ class MdmRestrictions(SpecModel):
         "MustNotBeRegistered (no MDM id, or not found).")
     external_system: str | None = Field(None, description="The MDM ExternalSystem to ask.")
     required_attributes: str | None = Field(
-        None, pattern=REQUIRED_ATTRIBUTES_PATTERN,
+        None,
         description="Case-sensitive conditions on the MDM record, field=value, comma "
         "separated; nested fields with dots (platform_info.platform_name=iOS).")
 

@@ -47,13 +47,14 @@ class PersonSpec(SpecModel):
     roles: Annotated[list[str], UniqueList] = Field(default_factory=list, description="Roles the person holds.")
     attributes: dict[str, str] = Field(
         default_factory=dict,
-        description="Custom attributes (e.g. Xu55) that DN templates may substitute.")
+        description="Custom attributes (e.g. Xu55) that DN templates may substitute.",
+        json_schema_extra={"propertyNames": {"pattern": ATTRIBUTE_NAME_PATTERN}})
 
     @field_validator("attributes")
     @classmethod
     def _attribute_names(cls, value: dict[str, str]) -> dict[str, str]:
         for name in value:
-            if not _ATTRIBUTE_RE.match(name):
+            if not _ATTRIBUTE_RE.fullmatch(name):
                 raise ValueError(f"attribute name {name!r} must match {ATTRIBUTE_NAME_PATTERN}")
             if name.lower() in _FOLDED_DN_FIELDS:
                 raise ValueError(f"attribute {name!r} shadows the built-in field of that name")

@@ -14,7 +14,7 @@ DIALECT = "https://json-schema.org/draft/2020-12/schema"
 def kind_schema(kind: str) -> dict[str, Any]:
     """The JSON Schema of one kind's documents."""
     schema = KINDS[kind].model_json_schema(by_alias=True, mode="validation")
-    return {"$schema": DIALECT, "title": f"mimctl {kind}", **schema}
+    return {"$schema": DIALECT, **schema, "title": f"mimctl {kind}"}
 
 
 def all_kinds_schema() -> dict[str, Any]:

@@ -56,7 +56,7 @@ class SecretRef(BaseModel):
         if isinstance(value, cls):
             return value
         if isinstance(value, str):
-            if _SEALED_RE.match(value):
+            if _SEALED_RE.fullmatch(value):
                 return {"sealed": value}
             if value.startswith(SEALED_PREFIX):
                 raise PydanticCustomError("sealed_secret", "sealed value is damaged: "
@@ -64,7 +64,7 @@ class SecretRef(BaseModel):
             raise PydanticCustomError("plaintext_secret", PLAINTEXT_SECRET_MESSAGE)
         if isinstance(value, dict):
             key, text = _one_key(value, ("env", "file"), "a secret reference")
-            if key == "env" and not _ENV_RE.match(text):
+            if key == "env" and not _ENV_RE.fullmatch(text):
                 raise PydanticCustomError("reference_form",
                                           "env must name an environment variable, not {text!r}",
                                           {"text": text})
