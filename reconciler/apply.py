@@ -29,6 +29,7 @@ from reconciler.db.engine import SQLITE_BEGIN, is_sqlite
 from reconciler.db.models import KIND_TABLES, MANAGED_BY_SPEC, REF_TABLES
 from reconciler.diff import Adopt, Create, Delete, Operation, Update
 from reconciler.errors import MimError, format_path
+from reconciler.load import paused_gc
 from reconciler.plan import ACTIONS, Plan
 from reconciler.state import State, read_state
 
@@ -181,7 +182,8 @@ def apply_plan(engine: Engine, plan: Plan, *, actor: str, timeout: float = 30.0,
         operations = plan.effective
         _check_rows(operations, state)
         now = _now()
-        _Writer(connection, state, now).write(operations)
+        with paused_gc():
+            _Writer(connection, state, now).write(operations)
         events = [_audit_event(op, plan, actor) for op in operations]
         written = append(connection, events, now)
     return ApplyResult(plan.summary(), written)

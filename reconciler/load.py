@@ -9,10 +9,13 @@ the common, clean path fast.
 from __future__ import annotations
 
 import difflib
+import gc
 import os
 import re
 import types
 import typing
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
@@ -196,9 +199,30 @@ def _child(node: Node, element: str | int) -> tuple[Node | None, Node] | None:
     return None
 
 
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector for a batch that only builds up live objects.
+
+    Loading keeps every document alive, so each automatic collection walks an ever larger heap
+    for nothing (documents form no cycles): about a quarter of a large plan's time, growing
+    faster than the workload. Reference counting still frees everything as usual.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def load(path: str | Path) -> LoadResult:
     """Read every document under `path` (a folder tree or one file) and check it against its kind."""
-    root = Path(path)
+    with paused_gc():
+        return _load(Path(path))
+
+
+def _load(root: Path) -> LoadResult:
     result = LoadResult()
     raw_documents: list[_RawDocument] = []
     for file_path in discover(root):

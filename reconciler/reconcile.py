@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from reconciler.canonical import canonical
 from reconciler.db.engine import ensure_schema
 from reconciler.diff import Desired, diff
+from reconciler.load import paused_gc
 from reconciler.plan import Plan, make_plan
 from reconciler.state import read_state
 from reconciler.validate import Report, validate
@@ -50,13 +51,14 @@ def git_commit(path: Path) -> str | None:
 def plan_path(path: Path, engine: Engine, *, prune: bool = True, adopt: bool = False,
               rules: bool = True) -> Planned:
     """Validate the specs under `path` and, if they are valid, plan them against the database."""
-    report = validate(path, rules=rules)
-    if not report.ok:
-        return Planned(report, None)
-    ensure_schema(engine)
-    with engine.connect() as connection:
-        state = read_state(connection)
-    operations, unmanaged = diff(desired_documents(report), state, prune=prune, adopt=adopt)
+    with paused_gc():
+        report = validate(path, rules=rules)
+        if not report.ok:
+            return Planned(report, None)
+        ensure_schema(engine)
+        with engine.connect() as connection:
+            state = read_state(connection)
+        operations, unmanaged = diff(desired_documents(report), state, prune=prune, adopt=adopt)
     plan = make_plan(operations, unmanaged, state.fingerprint,
                      database=engine.url.render_as_string(hide_password=True),
                      source_path=str(path), git_commit=git_commit(path))

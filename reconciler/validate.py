@@ -11,7 +11,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler.errors import Problem
-from reconciler.load import FieldPath, LoadResult, Locator, SpecDocument, load, suggest
+from reconciler.load import (
+    FieldPath,
+    LoadResult,
+    Locator,
+    SpecDocument,
+    load,
+    paused_gc,
+    suggest,
+)
 from reconciler.rules import run_rules
 from specs import KINDS
 from specs.card_format import BUILTIN_CONTAINERS, CardFormat
@@ -84,12 +92,14 @@ def validate(path: str | Path, *, rules: bool = True) -> Report:
 
     `rules=False` leaves out the rule catalogue (the benchmark measures what it costs).
     """
-    loaded: LoadResult = load(path)
-    catalog = Catalog(loaded.documents)
-    finder = _Finder(Locator())
-    problems = [*loaded.problems, *check_references(catalog, finder),
-                *check_uniqueness(catalog, finder),
-                *(run_rules(catalog.documents, catalog.by_kind, finder.locator) if rules else ())]
+    with paused_gc():
+        loaded: LoadResult = load(path)
+        catalog = Catalog(loaded.documents)
+        finder = _Finder(Locator())
+        problems = [*loaded.problems, *check_references(catalog, finder),
+                    *check_uniqueness(catalog, finder),
+                    *(run_rules(catalog.documents, catalog.by_kind, finder.locator)
+                      if rules else ())]
     problems.sort(key=Problem.sort_key)
     return Report(catalog, problems, loaded.files)
 
