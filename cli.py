@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
+from sqlalchemy.exc import DBAPIError
 
 from reconciler.errors import MimError, Problem
+from reconciler.plan import DEFAULT_MAX_DELETES
 from specs import KINDS
 
 if TYPE_CHECKING:
@@ -57,6 +59,11 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except MimError as error:
             raise click.ClickException(str(error)) from error
+        except DBAPIError as error:
+            raise click.ClickException(
+                f"database error: {error.orig or error.__class__.__name__}; check --db / "
+                "MIM_DATABASE_URL and that the database is reachable and migrated "
+                "(mimctl db upgrade)") from error
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -178,7 +185,8 @@ def schema(out_dir: Path | None) -> None:
 @click.option("--adopt", is_flag=True,
               help="Take objects created outside the specs under management when a document "
                    "names them.")
-@click.option("--max-deletes", type=click.IntRange(min=0), default=10, show_default=True,
+@click.option("--max-deletes", type=click.IntRange(min=0), default=DEFAULT_MAX_DELETES,
+              show_default=True,
               help="Refuse a plan that deletes more objects than this.")
 @click.option("--actor", envvar="MIM_ACTOR",
               help="Who applies, for the audit log (default: git author, else login name).")
@@ -208,12 +216,18 @@ def reconcile(context: Context, mode: str | None, target: Path, output_format: s
     actor = actor or default_actor()
     if mode == "apply" and target.is_file() and target.suffix == ".json":
         plan = read_plan_file(target)
+        here = engine.url.render_as_string(hide_password=True)
+        if plan.database and plan.database != here:
+            raise click.ClickException(f"{target} was planned against {plan.database}, not "
+                                       f"{here}; make a plan against this database")
         ensure_schema(engine)
         click.echo(render(plan, "text", color=sys.stdout.isatty()), nl=False)
         result = apply_plan(engine, plan, actor=actor, timeout=lock_timeout, check_state=True)
         click.echo(_applied(result.applied))
         return
     planned = plan_path(target, engine, prune=prune, adopt=adopt)
+    if not planned.report.files:  # an empty or mistyped PATH would plan deleting everything
+        raise click.ClickException(f"no *.yaml or *.yml files under {target}; nothing planned")
     _print_problems(planned.report.problems, err=planned.plan is not None)
     if planned.plan is None:
         errors = len(planned.report.errors)

@@ -44,6 +44,24 @@ REFERENCE = {"roles": 20, "profiles": 200, "policies": 100, "people": 50_000,
              "requests": 20_000, "devices": 5_000}
 
 
+SETTINGS = """\
+  certificates:
+    mobileCertificateRecoveryServiceUrl: https://mim.example.com
+  general:
+    smsEmailNotifications: true
+    smsGatewayUrlForNotifications: sms.example.com
+  notifications:
+    sendEmailNotifications: true
+  devices:
+    mobileProvisionViaEmail: true
+  issuanceProcesses:
+    appDownloadUrlAndroid: https://play.example.com/agent
+    appDownloadUrlIos: https://apps.example.com/agent
+  contentSigning:
+    authority: issuing-ca
+"""
+
+
 def _doc(kind: str, name: str, spec: str) -> str:
     return f"apiVersion: mim/v1\nkind: {kind}\nmetadata:\n  name: {name}\nspec:\n{spec}"
 
@@ -56,9 +74,10 @@ def generate(root: Path, scale: int) -> int:
     def add(file: str, text: str) -> None:
         files.setdefault(file, []).append(text)
 
-    add("settings.yaml", _doc("Settings", "system",
-                              "  certificates:\n    mobileCertificateRecoveryServiceUrl: "
-                              "https://mim.example.com\n"))
+    add("settings.yaml", _doc("Settings", "system", SETTINGS))
+    add("systems.yaml", _doc("ExternalSystem", "Mail",
+                             "  listenerType: Smtp\n  host: smtp.example.com\n"
+                             "  fromAddress: mim@example.com\n"))
     add("pki/ca.yaml", _doc("CertificateAuthority", "issuing-ca",
                             "  subject: CN=Bench CA,O=Example\n"))
     for index in range(counts["roles"]):

@@ -114,7 +114,7 @@ def _postgres_lock(engine: Engine, holder: str, timeout: float) -> Iterator[Conn
             connection.execute(text("SELECT set_config('application_name', :holder, false)"),
                                {"holder": holder[:63]})
             connection.execute(text("SELECT set_config('lock_timeout', :ms, true)"),
-                               {"ms": f"{int(timeout * 1000)}ms"})
+                               {"ms": f"{max(1, int(timeout * 1000))}ms"})  # 0 = forever
             try:
                 connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
             except OperationalError:
@@ -277,8 +277,12 @@ class _Writer:
             for chunk in _chunks([self._stored_id(op) for op in ops]):
                 self.connection.execute(delete(table).where(table.c.id.in_(chunk)))
 
-    def _columns(self, kind: str, document: dict[str, Any]) -> dict[str, Any]:
-        values: dict[str, Any] = {"document": document, "protected": is_protected(document),
+    def _columns(self, kind: str, document: dict[str, Any],
+                 name: str | None = None) -> dict[str, Any]:
+        # Protection is sticky: dropping the annotation does not lift it, `unprotect` does.
+        stored = self.state.objects.get((kind, name)) if name is not None else None
+        protected = is_protected(document) or bool(stored and stored.protected)
+        values: dict[str, Any] = {"document": document, "protected": protected,
                                   "managed_by": MANAGED_BY_SPEC, "updated_at": self.now}
         for column, path in KIND_TABLES[kind].promoted.items():
             value: Any = document
@@ -303,7 +307,7 @@ class _Writer:
                          .values(generation=table.c.generation + 1))
             rows = []
             for op in ops:
-                columns = self._columns(kind, op.document)  # type: ignore[attr-defined]
+                columns = self._columns(kind, op.document, op.name)  # type: ignore[attr-defined]
                 rows.append({"row_id": self._stored_id(op),
                              **{f"new_{n}": columns[n] for n in names}})
             self.connection.execute(statement, rows)

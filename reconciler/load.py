@@ -36,6 +36,7 @@ from specs.base import DisplayNameMetadata
 
 YAML_SUFFIXES = (".yaml", ".yml")
 MAX_FILE_BYTES = 16 * 1024 * 1024
+MAX_SUGGESTION_CHOICES = 2_000
 _RULE_PREFIX = re.compile(r"^\[(MIM\d{3})\] ")
 FieldPath = tuple[str | int, ...]
 
@@ -358,8 +359,15 @@ def _name_rule(model: type[BaseModel]) -> str:
 
 
 def suggest(word: str, choices: typing.Iterable[str]) -> str:
-    """'; did you mean X?' for the closest of `choices`, or an empty string."""
-    close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
+    """'; did you mean X?' for the closest of `choices`, or an empty string.
+
+    Beyond MAX_SUGGESTION_CHOICES names (tens of thousands of people) difflib would cost
+    seconds per unknown name, so there is no suggestion.
+    """
+    candidates = choices if isinstance(choices, (set, frozenset, dict, list)) else list(choices)
+    if len(candidates) > MAX_SUGGESTION_CHOICES:
+        return ""
+    close = difflib.get_close_matches(word, sorted(candidates), n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
 
 

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from reconciler.canonical import to_model
 from reconciler.diff import (
     Adopt,
     Change,
@@ -191,7 +192,11 @@ def read_plan_file(path: Path) -> Plan:
     """A saved plan; a damaged or foreign file is refused with a clear message."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return plan_from_json(data)
+        plan = plan_from_json(data)
+        for op in plan.operations:  # an edited file must not reach the database half-valid
+            if not isinstance(op, Delete):
+                to_model(op.kind, op.name, op.document)
+        return plan
     except PlanError:
         raise
     except (OSError, ValueError, KeyError, TypeError) as error:

@@ -278,3 +278,15 @@ def test_state_reading_costs_the_same_queries_for_5_or_200_objects(engine, write
     large = count_queries(large_root)
     assert small == large
     assert large <= 2 * len(KIND_TABLES) + 5
+
+
+def test_dropping_the_annotation_does_not_lift_protection(engine, write_tree) -> None:
+    ca = ("apiVersion: mim/v1\nkind: CertificateAuthority\nmetadata:\n  name: root-ca\n"
+          "  annotations: {mim/protect: \"true\"}\nspec: {subject: CN=Root}\n")
+    root = write_tree({"roles.yaml": ROLE, "ca.yaml": ca})
+    apply_path(engine, root)
+    (root / "ca.yaml").write_text(ca.replace('  annotations: {mim/protect: "true"}\n', ""))
+    apply_path(engine, root)
+    (root / "ca.yaml").unlink()
+    (problem,) = guard_problems(plan_of(engine, root))
+    assert "CertificateAuthority/root-ca" in problem and "unprotect" in problem

@@ -116,3 +116,26 @@ def test_unmigrated_database_says_what_to_do(mimctl, database_url) -> None:
 def test_mode_is_required(mimctl) -> None:
     result = mimctl("reconcile", EXAMPLES / "quickstart")
     assert result.exit_code == 2 and "give --plan or --apply" in result.output
+
+
+def test_an_empty_path_plans_nothing(mimctl, db, tmp_path) -> None:
+    assert mimctl("--db", db, "reconcile", "--apply", EXAMPLES / "quickstart", "--yes").exit_code == 0
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = mimctl("--db", db, "reconcile", "--apply", empty, "--yes")
+    assert result.exit_code == 1 and "no *.yaml or *.yml files under" in result.output
+    assert mimctl("--db", db, "reconcile", "--plan", EXAMPLES / "quickstart").exit_code == 0
+
+
+def test_a_saved_plan_is_only_applied_to_its_own_database(mimctl, db, tmp_path) -> None:
+    saved = tmp_path / "plan.json"
+    assert mimctl("--db", db, "reconcile", "--plan", EXAMPLES / "quickstart",
+                  "--out", saved).exit_code == 2
+    other = f"sqlite:///{tmp_path / 'other.sqlite3'}"
+    result = mimctl("--db", other, "reconcile", "--apply", saved)
+    assert result.exit_code == 1 and "make a plan against this database" in result.output
+    data = json.loads(saved.read_text())
+    data["operations"][0]["document"]["spec"]["bogus"] = 1
+    saved.write_text(json.dumps(data))
+    tampered = mimctl("--db", db, "reconcile", "--apply", saved)
+    assert tampered.exit_code == 1 and "is not a mimctl plan file" in tampered.output
