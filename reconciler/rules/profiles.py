@@ -13,28 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from reconciler.load import SpecDocument
 from reconciler.rules.registry import Finding, RuleContext, rule
 from specs.card_format import MOBILE_FORMAT, NO_FORMAT, SYSTEM_STORE
 from specs.card_layout import BACK_SUFFIX
 from specs.certificate_policy import CertificatePolicySpec
 from specs.credential_profile import CredentialProfileSpec, ProfileCertificate
 
-MOBILE_ENCODING = "IdentityAgent"
-DERIVED_MDM_TYPES = ("Intune", "WorkspaceOne")
 MDM_NAMES = {"Intune": "Intune", "WorkspaceOne": "Workspace ONE"}
 LAYOUT_EXTENSIONS = (".png", ".jpg")
-
-
-def _profiles(ctx: RuleContext) -> Iterator[tuple[SpecDocument, CredentialProfileSpec]]:
-    for document in ctx.of_kind("CredentialProfile"):
-        yield document, ctx.spec(document)
-
-
-def _mobile_profiles(ctx: RuleContext) -> Iterator[tuple[SpecDocument, CredentialProfileSpec]]:
-    for document, spec in _profiles(ctx):
-        if spec.card_encoding == MOBILE_ENCODING:
-            yield document, spec
 
 
 def _policies(ctx: RuleContext) -> dict[str, CertificatePolicySpec]:
@@ -82,7 +68,7 @@ def _cert_path(index: int, field: str) -> tuple[str | int, ...]:
 
 @rule("MIM301", "error", "An Identity Agent profile delivers no certificates", "7.4")
 def mobile_profile_without_certificates(ctx: RuleContext) -> Iterator[Finding]:
-    for document, spec in _mobile_profiles(ctx):
+    for document, spec in ctx.profiles(mobile_only=True):
         if not spec.certificates:
             yield Finding(document, ("spec", "certificates"),
                           "this Identity Agent profile lists no certificates, so there is nothing "
@@ -95,7 +81,7 @@ def mobile_profile_without_certificates(ctx: RuleContext) -> Iterator[Finding]:
       "recovery storage", "3.5")
 def mobile_profile_hardware_storage(ctx: RuleContext) -> Iterator[Finding]:
     policies = _policies(ctx)
-    for document, spec in _mobile_profiles(ctx):
+    for document, spec in ctx.profiles(mobile_only=True):
         for index, certificate, policy in _certificates(spec, policies):
             fields = [name for name, value in (("certificateStorage", policy.certificate_storage),
                                                ("recoveryStorage", policy.recovery_storage))
@@ -110,7 +96,7 @@ def mobile_profile_hardware_storage(ctx: RuleContext) -> Iterator[Finding]:
 @rule("MIM303", "error", "An Identity Agent profile uses an ECC certificate policy", "2.2")
 def mobile_profile_ecc(ctx: RuleContext) -> Iterator[Finding]:
     policies = _policies(ctx)
-    for document, spec in _mobile_profiles(ctx):
+    for document, spec in ctx.profiles(mobile_only=True):
         for index, certificate, policy in _certificates(spec, policies):
             if policy.key_algorithm == "ECC":
                 yield Finding(document, _cert_path(index, "policy"),
@@ -122,7 +108,7 @@ def mobile_profile_ecc(ctx: RuleContext) -> Iterator[Finding]:
 @rule("MIM304", "warning",
       "A profile with the Mobile card format puts no certificate in the System Store", "3.8.1")
 def mobile_format_without_containers(ctx: RuleContext) -> Iterator[Finding]:
-    for document, spec in _profiles(ctx):
+    for document, spec in ctx.profiles():
         if (spec.card_format == MOBILE_FORMAT and spec.certificates
                 and all(certificate.container is None for certificate in spec.certificates)):
             yield Finding(document, ("spec", "cardFormat"),
@@ -137,7 +123,7 @@ def mobile_format_without_containers(ctx: RuleContext) -> Iterator[Finding]:
       "(iOS cannot renew them)", "3.8.1")
 def system_store_validity(ctx: RuleContext) -> Iterator[Finding]:
     policies = _policies(ctx)
-    for document, spec in _profiles(ctx):
+    for document, spec in ctx.profiles():
         stored = [(index, certificate, policy)
                   for index, certificate, policy in _certificates(spec, policies)
                   if certificate.container == SYSTEM_STORE]
@@ -158,7 +144,7 @@ def system_store_validity(ctx: RuleContext) -> Iterator[Finding]:
       "3.8.1/6.2")
 def derived_profile_format(ctx: RuleContext) -> Iterator[Finding]:
     derived_mdm = _DerivedMdm(ctx)
-    for document, spec in _profiles(ctx):
+    for document, spec in ctx.profiles():
         mdm = derived_mdm(spec)
         if mdm is None:
             continue
@@ -179,7 +165,7 @@ def derived_profile_format(ctx: RuleContext) -> Iterator[Finding]:
       "not archive keys", "3.2.6/4.1")
 def recovery_without_archived_keys(ctx: RuleContext) -> Iterator[Finding]:
     policies = _policies(ctx)
-    for document, spec in _profiles(ctx):
+    for document, spec in ctx.profiles():
         for index, certificate, policy in _certificates(spec, policies):
             if policy.archive_keys:
                 continue
@@ -201,7 +187,7 @@ def recovery_without_archived_keys(ctx: RuleContext) -> Iterator[Finding]:
 def derived_profile_automatic_renewal(ctx: RuleContext) -> Iterator[Finding]:
     policies = _policies(ctx)
     derived_mdm = _DerivedMdm(ctx)
-    for document, spec in _profiles(ctx):
+    for document, spec in ctx.profiles():
         mdm = derived_mdm(spec)
         if mdm is None:
             continue
@@ -280,7 +266,7 @@ def layout_image_extension(ctx: RuleContext) -> Iterator[Finding]:
 @rule("MIM314", "warning", "A profile selects a _back card layout (never sent to devices)",
       "3.8.1")
 def back_layout_selected(ctx: RuleContext) -> Iterator[Finding]:
-    for document, spec in _profiles(ctx):
+    for document, spec in ctx.profiles():
         for index, name in enumerate(spec.card_layouts):
             if name.endswith(BACK_SUFFIX) and ctx.get("CardLayout", name) is not None:
                 yield Finding(document, ("spec", "cardLayouts", index),
@@ -294,7 +280,7 @@ def back_layout_selected(ctx: RuleContext) -> Iterator[Finding]:
       "show portrait, horizontal text only)", "7.1")
 def layout_orientation(ctx: RuleContext) -> Iterator[Finding]:
     users: dict[str, list[str]] = {}
-    for document, spec in _mobile_profiles(ctx):
+    for document, spec in ctx.profiles(mobile_only=True):
         for name in spec.card_layouts:
             users.setdefault(name, []).append(document.name)
     for name, profiles in users.items():

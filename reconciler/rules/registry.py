@@ -24,6 +24,7 @@ from specs.base import IGNORE_RULES_ANNOTATION
 from specs.settings import SettingsSpec
 
 RULE_ID = re.compile(r"^MIM\d{3}$")
+MOBILE_ENCODING = "IdentityAgent"  # the card encoding of profiles that issue mobile IDs
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +108,11 @@ class RuleContext:
 
     def spec(self, document: SpecDocument) -> Any:
         return document.model.spec
+
+    def profiles(self, mobile_only: bool = False) -> list[tuple[SpecDocument, Any]]:
+        """(document, spec) of every CredentialProfile, or only the Identity Agent (mobile) ones."""
+        return [(document, document.model.spec) for document in self.of_kind("CredentialProfile")
+                if not mobile_only or document.model.spec.card_encoding == MOBILE_ENCODING]
 
 
 def ignored_rules(document: SpecDocument) -> set[str]:

@@ -10,12 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from reconciler.load import SpecDocument
 from reconciler.rules.registry import Finding, RuleContext, rule
-from specs.credential_profile import CredentialProfileSpec
 from specs.role import RoleSpec
 
-MOBILE_ENCODING = "IdentityAgent"
 ISSUE_DEVICE = "Issue Device"
 COLLECT_MY_UPDATES = "Collect My Updates"
 PASSWORD = "Password"
@@ -25,19 +22,11 @@ def _roles(ctx: RuleContext) -> dict[str, RoleSpec]:
     return {document.name: ctx.spec(document) for document in ctx.of_kind("Role")}
 
 
-def _profiles(ctx: RuleContext, mobile_only: bool = False
-              ) -> Iterator[tuple[SpecDocument, CredentialProfileSpec]]:
-    for document in ctx.of_kind("CredentialProfile"):
-        spec = ctx.spec(document)
-        if not mobile_only or spec.card_encoding == MOBILE_ENCODING:
-            yield document, spec
-
-
 def _missing_workflow(ctx: RuleContext, option: str, attribute: str, workflow: str,
                       what: str, mobile_only: bool = False) -> Iterator[Finding]:
     """Every role of a profile's `option` list that lacks `workflow`."""
     roles = {name: set(spec.workflows) for name, spec in _roles(ctx).items()}
-    for document, spec in _profiles(ctx, mobile_only):
+    for document, spec in ctx.profiles(mobile_only):
         for index, name in enumerate(getattr(spec.roles, attribute)):
             workflows = roles.get(name)
             if workflows is not None and workflow not in workflows:
@@ -58,7 +47,7 @@ def receiver_without_issue_device(ctx: RuleContext) -> Iterator[Finding]:
       "3.8.1")
 def receiver_cannot_collect(ctx: RuleContext) -> Iterator[Finding]:
     roles = _roles(ctx)
-    for document, spec in _profiles(ctx, mobile_only=True):
+    for document, spec in ctx.profiles(mobile_only=True):
         collectors = set(spec.roles.can_collect)
         for index, name in enumerate(spec.roles.can_receive):
             if name in roles and name not in collectors:
@@ -73,7 +62,7 @@ def receiver_cannot_collect(ctx: RuleContext) -> Iterator[Finding]:
       "role with Password logon", "3.3")
 def collection_needs_password_role(ctx: RuleContext) -> Iterator[Finding]:
     roles = _roles(ctx)
-    for document, spec in _profiles(ctx, mobile_only=True):
+    for document, spec in ctx.profiles(mobile_only=True):
         names = [*spec.roles.can_receive, *spec.roles.can_collect]
         if not names or any(name not in roles for name in names):
             continue  # no receiver yet, or an unknown role (a reference error) might grant it

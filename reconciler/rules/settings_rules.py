@@ -18,7 +18,6 @@ from cryptography import x509
 from reconciler.load import FieldPath, SpecDocument
 from reconciler.rules.registry import Finding, RuleContext, rule
 
-IDENTITY_AGENT = "IdentityAgent"
 DEVICE_IDENTITY = "DeviceIdentity"
 MIN_CODE_DIGITS = 6  # about 20 bits: NIST SP 800-63B 5.1.2.1 / 5.1.3.2
 MAX_FAILED_ATTEMPTS = 100  # NIST SP 800-63B 5.2.2
@@ -39,8 +38,7 @@ def option_text(value: str | None) -> str | None:
 
 def identity_agent_profiles(ctx: RuleContext) -> list[SpecDocument]:
     """The CredentialProfiles that issue mobile IDs to the Identity Agent."""
-    return [d for d in ctx.of_kind("CredentialProfile")
-            if ctx.spec(d).card_encoding == IDENTITY_AGENT]
+    return [document for document, _ in ctx.profiles(mobile_only=True)]
 
 
 def profile_names(documents: list[SpecDocument], limit: int = 2) -> str:
