@@ -189,7 +189,7 @@ def schema(out_dir: Path | None) -> None:
               show_default=True,
               help="Refuse a plan that deletes more objects than this.")
 @click.option("--actor", envvar="MIM_ACTOR",
-              help="Who applies, for the audit log (default: git author, else login name).")
+              help="Who applies, for the audit log (default: git user.name/email, else login name).")
 @click.option("--lock-timeout", type=click.FloatRange(min=0), default=30.0, show_default=True,
               help="Seconds to wait for another apply to finish.")
 @click.option("--strict", is_flag=True, help="Treat rule warnings as errors.")

@@ -149,7 +149,7 @@ def _now() -> datetime:
 
 
 def default_actor() -> str:
-    """Who is applying: MIM_ACTOR, else the git author, else the login name."""
+    """Who is applying: MIM_ACTOR, else the git user (user.name, user.email), else the login."""
     actor = os.environ.get("MIM_ACTOR")
     if actor:
         return actor
