@@ -72,13 +72,11 @@ def sms_notifications_off(ctx: RuleContext) -> Iterator[Finding]:
         return
     profiles = profiles_needing(ctx, SMS)
     if profiles:
-        finding = ctx.settings_finding(
+        yield ctx.settings_finding(
             ("general", "smsEmailNotifications"),
             f"{_who(ctx, profiles, 'the authentication code by SMS')}; set "
             "smsEmailNotifications to true, or use notification scheme "
             "MobileOnlyAuthCodeViaEmail or None", fallback=profiles[0])
-        if finding is not None:
-            yield finding
 
 
 @rule("MIM202", "error",
@@ -92,13 +90,11 @@ def sms_gateway_missing(ctx: RuleContext) -> Iterator[Finding]:
         return
     profiles = profiles_needing(ctx, SMS)
     if profiles:
-        finding = ctx.settings_finding(
+        yield ctx.settings_finding(
             ("general", "smsGatewayUrlForNotifications"),
             f"{_who(ctx, profiles, 'the authentication code by SMS')}, but no SMS gateway is "
             "set up; set smsGatewayUrlForNotifications to your e-mail-to-SMS gateway's domain, "
             f"or add an HttpSmsGateway ExternalSystem{_or_enable(disabled)}", fallback=profiles[0])
-        if finding is not None:
-            yield finding
 
 
 @rule("MIM203", "error",
@@ -109,13 +105,11 @@ def email_notifications_off(ctx: RuleContext) -> Iterator[Finding]:
         return
     profiles = profiles_needing(ctx, EMAIL)
     if profiles:
-        finding = ctx.settings_finding(
+        yield ctx.settings_finding(
             ("notifications", "sendEmailNotifications"),
             f"{_who(ctx, profiles, 'the collection link by e-mail')}; set "
             "sendEmailNotifications to true, or use notification scheme None (the operator "
             "shows the link and code on screen)", fallback=profiles[0])
-        if finding is not None:
-            yield finding
 
 
 @rule("MIM204", "error",
@@ -138,12 +132,10 @@ def otp_sms_without_email(ctx: RuleContext) -> Iterator[Finding]:
     settings = ctx.settings
     if settings.notifications.send_mobile_otp_via_sms and \
             not settings.devices.mobile_provision_via_email:
-        finding = ctx.settings_finding(
+        yield ctx.settings_finding(
             ("devices", "mobileProvisionViaEmail"),
             "sendMobileOtpViaSms sends the code by SMS only while the collection link goes by "
             "e-mail; set mobileProvisionViaEmail to true, or sendMobileOtpViaSms to false")
-        if finding is not None:
-            yield finding
 
 
 @rule("MIM206", "error",
@@ -159,11 +151,9 @@ def mail_format(ctx: RuleContext) -> Iterator[Finding]:
         if not profiles:
             return
         reason = _who(ctx, profiles, "the collection link by e-mail")
-    finding = ctx.settings_finding(
+    yield ctx.settings_finding(
         ("notifications", "mailFormat"),
         f"{reason}, and provisioning e-mails must be HTML; set mailFormat to HTML")
-    if finding is not None:
-        yield finding
 
 
 @rule("MIM207", "warning",
@@ -180,9 +170,7 @@ def app_download_urls(ctx: RuleContext) -> Iterator[Finding]:
     if not profiles:
         return
     for key, platform in missing:
-        finding = ctx.settings_finding(
+        yield ctx.settings_finding(
             ("issuanceProcesses", key),
             f"an {platform} device without the Identity Agent app gets no link to download "
             f"it; set {key} to the app's store page", fallback=profiles[0])
-        if finding is not None:
-            yield finding

@@ -36,7 +36,7 @@ class Finding:
     message: str
 
 
-Check = Callable[["RuleContext"], Iterable[Finding]]
+Check = Callable[["RuleContext"], Iterable[Finding | None]]  # None: nothing to report
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,12 +75,10 @@ def _biometric_setting(ctx: RuleContext, enabled: bool, key: str, operation: str
         return
     profiles = identity_agent_profiles(ctx)
     if profiles:
-        finding = ctx.settings_finding(
+        yield ctx.settings_finding(
             ("biometrics", key),
             f"mobile devices cannot verify fingerprints, so {operation} of Identity Agent "
             f"credentials ({profile_names(profiles)}) fails; set {key} to false")
-        if finding is not None:
-            yield finding
 
 
 @rule("MIM101", "error",
@@ -144,9 +142,7 @@ def code_complexity_range(ctx: RuleContext) -> Iterator[Finding]:
                    f"the smaller number first, like '{maximum:02d}-{minimum:02d}N'")
     else:
         return
-    finding = ctx.settings_finding(COMPLEXITY, message)
-    if finding is not None:
-        yield finding
+    yield ctx.settings_finding(COMPLEXITY, message)
 
 
 @rule("MIM106", "warning",
@@ -156,13 +152,11 @@ def code_complexity_strength(ctx: RuleContext) -> Iterator[Finding]:
     minimum, maximum = _complexity(ctx)
     if 1 <= minimum < MIN_CODE_DIGITS:
         bits = round(minimum * math.log2(10))
-        finding = ctx.settings_finding(
+        yield ctx.settings_finding(
             COMPLEXITY,
             f"{minimum}-digit codes carry about {bits} bits, below the 20 bits NIST SP 800-63B "
             f"(5.1.2.1, 5.1.3.2) asks of a one-time code; make the minimum at least "
             f"{MIN_CODE_DIGITS:02d}, like '{MIN_CODE_DIGITS:02d}-{max(maximum, 8):02d}N'")
-        if finding is not None:
-            yield finding
 
 
 @rule("MIM107", "error",
@@ -171,13 +165,11 @@ def code_complexity_strength(ctx: RuleContext) -> Iterator[Finding]:
 def code_attempts(ctx: RuleContext) -> Iterator[Finding]:
     attempts = ctx.settings.requests.max_code_attempts
     if attempts > MAX_FAILED_ATTEMPTS:
-        finding = ctx.settings_finding(
+        yield ctx.settings_finding(
             ("requests", "maxCodeAttempts"),
             f"{attempts} wrong authentication codes before a request locks is more than the "
             f"{MAX_FAILED_ATTEMPTS} consecutive failures NIST SP 800-63B 5.2.2 allows; set "
             f"maxCodeAttempts to {MAX_FAILED_ATTEMPTS} or fewer (the default is 5)")
-        if finding is not None:
-            yield finding
 
 
 # --- addresses (3.2.1, 3.12.1, 7.4) -------------------------------------------------------------
@@ -258,13 +250,11 @@ def external_auth_server(ctx: RuleContext) -> Iterator[Finding]:
     public = _host(option_text(ctx.settings.certificates.mobile_certificate_recovery_service_url))
     if internal is None or public is None or internal == public:
         return
-    finding = ctx.settings_finding(
+    yield ctx.settings_finding(
         ("auth", "authServerUrlExternal"),
         f"devices reach the service at {public!r} but authServerUrl names {internal!r}, an "
         "address behind the proxy they cannot use; set authServerUrlExternal to the "
         "authorization server's URL as devices reach it")
-    if finding is not None:
-        yield finding
 
 
 # --- Identity Agent policy and transport (3.2.5, 3.2.7) -----------------------------------------
@@ -274,24 +264,20 @@ def external_auth_server(ctx: RuleContext) -> Iterator[Finding]:
       "3.2.5")
 def session_count_zero(ctx: RuleContext) -> Iterator[Finding]:
     if ctx.settings.identity_agent_policy.maximum_session_count == 0:
-        finding = ctx.settings_finding(
+        yield ctx.settings_finding(
             ("identityAgentPolicy", "maximumSessionCount"),
             "0 refuses every mobile issuance and update; set 1 for no limit, or the number of "
             "concurrent sessions your servers can carry")
-        if finding is not None:
-            yield finding
 
 
 @rule("MIM112", "warning",
       "The envelope transport key algorithm is 3DES (only for old Identity Agent apps)", "3.2.7")
 def envelope_3des(ctx: RuleContext) -> Iterator[Finding]:
     if ctx.settings.security.envelope_transport_key_algorithm == "3DES":
-        finding = ctx.settings_finding(
+        yield ctx.settings_finding(
             ("security", "envelopeTransportKeyAlgorithm"),
             "3DES is only for Identity Agent apps too old to support AES (iOS 4.2, Android "
             "4.1.2813 and earlier); set AES once no such app is in use")
-        if finding is not None:
-            yield finding
 
 
 # --- content signing (3.1) ----------------------------------------------------------------------
@@ -306,13 +292,11 @@ def content_signing_missing(ctx: RuleContext) -> Iterator[Finding]:
         return
     profiles = identity_agent_profiles(ctx)
     if profiles:
-        finding = ctx.settings_finding(
+        yield ctx.settings_finding(
             (CONTENT_SIGNING,),
             f"nothing signs the mobile IDs of {profile_names(profiles)}, so devices cannot "
             "collect them; set contentSigning.authority to a CertificateAuthority, or "
             "contentSigning.certificate and key", fallback=profiles[0])
-        if finding is not None:
-            yield finding
 
 
 def _signing_certificate(ctx: RuleContext) -> tuple[x509.Certificate | None, str | None]:
@@ -359,9 +343,7 @@ def content_signing_validity(ctx: RuleContext) -> Iterator[Finding]:
             message = (f"the content signing certificate is not valid before "
                        f"{not_before:%Y-%m-%d %H:%M} UTC; use a certificate that is valid now")
     if message is not None:
-        finding = ctx.settings_finding((CONTENT_SIGNING, "certificate"), message)
-        if finding is not None:
-            yield finding
+        yield ctx.settings_finding((CONTENT_SIGNING, "certificate"), message)
 
 
 _KEY_USAGES = (
@@ -394,9 +376,7 @@ def content_signing_key_usage(ctx: RuleContext) -> Iterator[Finding]:
                             if getattr(usage, attribute)) or "nothing"
         message = (f"the content signing certificate's KeyUsage ({present}) lacks "
                    "digitalSignature; use a certificate whose KeyUsage includes it")
-    finding = ctx.settings_finding((CONTENT_SIGNING, "certificate"), message)
-    if finding is not None:
-        yield finding
+    yield ctx.settings_finding((CONTENT_SIGNING, "certificate"), message)
 
 
 @rule("MIM116", "error",
@@ -420,9 +400,7 @@ def content_signing_form(ctx: RuleContext) -> Iterator[Finding]:
                    "(inline PEM or {file: PATH})")
     else:
         return
-    finding = ctx.settings_finding(path, message)
-    if finding is not None:
-        yield finding
+    yield ctx.settings_finding(path, message)
 
 
 # --- iOS OTA and badge images (3.7.4, 3.2.4) ----------------------------------------------------
@@ -437,12 +415,10 @@ def ios_ota_profile(ctx: RuleContext) -> Iterator[Finding]:
         return  # unset, or unknown (the reference check reports it)
     encoding = ctx.spec(profile).card_encoding
     if encoding != DEVICE_IDENTITY:
-        finding = ctx.settings_finding(
+        yield ctx.settings_finding(
             ("certificates", "iosOta", "credentialProfile"),
             f"iOS OTA needs a Device Identity profile, but {name!r} has cardEncoding "
             f"{encoding}; name a profile with cardEncoding {DEVICE_IDENTITY}")
-        if finding is not None:
-            yield finding
 
 
 @rule("MIM118", "error",
@@ -453,10 +429,8 @@ def image_upload_server(ctx: RuleContext) -> Iterator[Finding]:
         return
     profiles = [d for d in ctx.of_kind("CredentialProfile") if ctx.spec(d).card_layouts]
     if profiles:
-        finding = ctx.settings_finding(
+        yield ctx.settings_finding(
             ("video", "imageUploadServer"),
             f"{profile_names(profiles)} send{'s' if len(profiles) == 1 else ''} badge layouts, "
             "but devices cannot get their images; set imageUploadServer to the host name of the "
             "web server holding them", fallback=profiles[0])
-        if finding is not None:
-            yield finding
