@@ -9,46 +9,16 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 from sqlalchemy.exc import DBAPIError
 
+from cli_commands.context import Context, pass_context, plural
+from cli_commands.secret import secret
 from reconciler.errors import MimError, Problem
 from reconciler.plan import DEFAULT_MAX_DELETES
 from specs import KINDS
-
-if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
-
-
-@dataclass(slots=True)
-class Context:
-    """What every command shares: where the database is, and the engines opened on it."""
-
-    database_url: str | None = None
-    engines: list[Engine] = field(default_factory=list)
-
-    def engine(self, lock_timeout: float = 30.0) -> Engine:
-        """An engine on the chosen database, disposed of when the command ends."""
-        from reconciler.db.engine import make_engine
-
-        engine = make_engine(self.database_url, lock_timeout=lock_timeout)
-        self.engines.append(engine)
-        return engine
-
-    def close(self) -> None:
-        for engine in self.engines:
-            engine.dispose()
-
-
-pass_context = click.make_pass_decorator(Context)
-
-
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 class _Group(click.Group):
@@ -123,11 +93,11 @@ def validate(path: Path, output_format: str, strict: bool, list_rules: bool) -> 
         errors = len(report.errors)
         warnings = len(report.problems) - errors
         files = len({problem.file for problem in report.problems})
-        read = f"{_plural(documents, 'valid document')} in {_plural(len(report.files), 'file')}"
-        counted = ", ".join(part for part in (errors and _plural(errors, "error"),
-                                              warnings and _plural(warnings, "warning")) if part)
+        read = f"{plural(documents, 'valid document')} in {plural(len(report.files), 'file')}"
+        counted = ", ".join(part for part in (errors and plural(errors, "error"),
+                                              warnings and plural(warnings, "warning")) if part)
         if counted:
-            click.echo(f"{counted} in {_plural(files, 'file')} ({read})")
+            click.echo(f"{counted} in {plural(files, 'file')} ({read})")
         else:
             click.echo(f"ok: {read}")
     sys.exit(1 if failed else 0)
@@ -166,7 +136,7 @@ def schema(out_dir: Path | None) -> None:
     for kind in KINDS:
         _write_json(out_dir / f"{kind}.schema.json", kind_schema(kind))
     _write_json(out_dir / "mimctl.schema.json", all_kinds_schema())
-    click.echo(f"wrote {_plural(len(KINDS) + 1, 'schema')} to {out_dir}")
+    click.echo(f"wrote {plural(len(KINDS) + 1, 'schema')} to {out_dir}")
 
 
 @main.command()
@@ -231,9 +201,9 @@ def reconcile(context: Context, mode: str | None, target: Path, output_format: s
     _print_problems(planned.report.problems, err=planned.plan is not None)
     if planned.plan is None:
         errors = len(planned.report.errors)
-        raise click.ClickException(f"{_plural(errors, 'error')} in the specs; nothing planned")
+        raise click.ClickException(f"{plural(errors, 'error')} in the specs; nothing planned")
     if strict and planned.report.problems:
-        raise click.ClickException(f"{_plural(len(planned.report.problems), 'warning')} and "
+        raise click.ClickException(f"{plural(len(planned.report.problems), 'warning')} and "
                                    "--strict; nothing planned")
     plan = planned.plan
     guards = guard_problems(plan, max_deletes)
@@ -307,6 +277,8 @@ def unprotect(context: Context, address: str, actor: str | None) -> None:
 def _write_json(path: Path, value: object) -> None:
     path.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
 
+
+main.add_command(secret)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -23,14 +23,16 @@ from sqlalchemy import bindparam, delete, select, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
-from reconciler.audit import AuditEvent, append
 from reconciler.canonical import digest, is_protected, to_model
+from reconciler.db import vault
+from reconciler.db.audit import AuditEvent, append
 from reconciler.db.engine import SQLITE_BEGIN, is_sqlite
 from reconciler.db.models import KIND_TABLES, MANAGED_BY_SPEC, REF_TABLES
 from reconciler.diff import Adopt, Create, Delete, Operation, Update
 from reconciler.errors import MimError, format_path
 from reconciler.load import paused_gc
 from reconciler.plan import ACTIONS, Plan
+from reconciler.resolve import SecretResolver, kinds_with_references, operation_secrets, redacted
 from reconciler.state import State, read_state
 
 LOCK_KEY = 0x4D494D  # "MIM": the advisory lock every apply takes on PostgreSQL
@@ -173,7 +175,10 @@ def apply_plan(engine: Engine, plan: Plan, *, actor: str, timeout: float = 30.0,
 
     With `check_state` (a saved plan), any change to the database since planning refuses the
     whole plan; without it (plan and apply in one run), each operation's own row is checked.
+    Secrets are read again first: one that changed since the plan refuses the whole plan.
     """
+    resolver = SecretResolver(engine.url.render_as_string(hide_password=False))
+    secrets = _read_secrets(plan.effective, resolver)
     with apply_lock(engine, actor=actor, timeout=timeout) as connection:
         state = read_state(connection)
         if check_state and state.fingerprint != plan.state_fingerprint:
@@ -184,9 +189,29 @@ def apply_plan(engine: Engine, plan: Plan, *, actor: str, timeout: float = 30.0,
         now = _now()
         with paused_gc():
             _Writer(connection, state, now).write(operations)
+            _store_secrets(connection, operations, secrets, resolver, now)
         events = [_audit_event(op, plan, actor) for op in operations]
         written = append(connection, events, now)
     return ApplyResult(plan.summary(), written)
+
+
+def _read_secrets(operations: list[Operation], resolver: SecretResolver
+                  ) -> dict[tuple[str, str], dict[str, bytes]]:
+    return {(op.kind, op.name): operation_secrets(op.kind, op.name, op.document, op.secrets,
+                                                  resolver)
+            for op in operations if not isinstance(op, Delete) and op.secrets}
+
+
+def _store_secrets(connection: Connection, operations: list[Operation],
+                   secrets: dict[tuple[str, str], dict[str, bytes]], resolver: SecretResolver,
+                   now: datetime) -> None:
+    """Replace the stored secrets of every object the plan writes or deletes (holder kinds)."""
+    holders = kinds_with_references()
+    for kind, ops in _by_kind(op for op in operations if op.kind in holders).items():
+        vault.forget(connection, kind, [op.name for op in ops])
+        values = {op.name: secrets[(kind, op.name)] for op in ops if (kind, op.name) in secrets}
+        if values:
+            vault.store(connection, resolver.master_key, kind, values, now)
 
 
 def _check_rows(operations: list[Operation], state: State) -> None:
@@ -212,8 +237,8 @@ def _audit_event(op: Operation, plan: Plan, actor: str) -> AuditEvent:
     if isinstance(op, (Create, Update, Adopt)):
         details["after"] = digest(op.document)
     if isinstance(op, (Update, Adopt)):
-        details["changes"] = [{"op": c.op.value, "path": c.path, "old": c.old, "new": c.new}
-                              for c in op.changes]
+        details["changes"] = [{"op": c.op.value, "path": c.path, "old": redacted(c.old),
+                               "new": redacted(c.new)} for c in op.changes]
     return AuditEvent(actor, f"{ACTIONS[type(op)]}", op.kind, op.name, details)
 
 

@@ -8,7 +8,7 @@ field-level changes. Field changes come from deepdiff and read as `spec.certific
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, NamedTuple
 
@@ -18,6 +18,7 @@ from reconciler.canonical import Canonical, digest, is_protected
 from reconciler.db.models import MANAGED_BY_SPEC
 from reconciler.errors import format_path
 from reconciler.state import Key, State
+from specs.secrets import STORED_KEY
 
 
 class ChangeOp(str, Enum):
@@ -43,6 +44,7 @@ class Desired:
     name: str
     document: Canonical
     source: str = ""  # file:line:col, for rendering
+    secrets: dict[str, Any] = field(default_factory=dict)  # path -> reference (resolve.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +53,7 @@ class Create:
     name: str
     document: Canonical
     source: str = ""
+    secrets: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +64,7 @@ class Update:
     changes: tuple[Change, ...]
     document: Canonical
     source: str = ""
+    secrets: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +77,7 @@ class Adopt:
     changes: tuple[Change, ...]
     document: Canonical
     source: str = ""
+    secrets: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +108,12 @@ def changes_between(old: Canonical, new: Canonical) -> tuple[Change, ...]:
     for report, levels in tree.items():
         for level in levels:
             elements = tuple(level.path(output_format="list"))
+            if elements and elements[-1] == STORED_KEY:  # a secret's fingerprint: the secret
+                elements = elements[:-1]
+                found.append((_order(elements), Change(
+                    ChangeOp.CHANGE, format_path(elements), {STORED_KEY: level.t1},
+                    {STORED_KEY: level.t2})))
+                continue
             path = format_path(elements)
             if report in ("dictionary_item_added", "iterable_item_added"):
                 change = Change(ChangeOp.ADD, path, None, level.t2)
@@ -110,9 +121,13 @@ def changes_between(old: Canonical, new: Canonical) -> tuple[Change, ...]:
                 change = Change(ChangeOp.REMOVE, path, level.t1, None)
             else:
                 change = Change(ChangeOp.CHANGE, path, level.t1, level.t2)
-            # Sort by path elements, so items[2] comes before items[10].
-            found.append((tuple((isinstance(e, str), e) for e in elements), change))
+            found.append((_order(elements), change))
     return tuple(change for _, change in sorted(found, key=lambda pair: pair[0]))
+
+
+def _order(elements: tuple[Any, ...]) -> tuple[tuple[bool, Any], ...]:
+    """Sort by path elements, so items[2] comes before items[10]."""
+    return tuple((isinstance(e, str), e) for e in elements)
 
 
 def diff(desired: Iterable[Desired], state: State, *, prune: bool = True,
@@ -124,18 +139,19 @@ def diff(desired: Iterable[Desired], state: State, *, prune: bool = True,
     for key, want in wanted.items():
         stored = state.objects.get(key)
         if stored is None:
-            operations.append(Create(want.kind, want.name, want.document, want.source))
+            operations.append(Create(want.kind, want.name, want.document, want.source,
+                                     want.secrets))
         elif stored.managed_by != MANAGED_BY_SPEC:
             if adopt:
                 operations.append(Adopt(want.kind, want.name, stored.digest,
                                         changes_between(stored.document, want.document),
-                                        want.document, want.source))
+                                        want.document, want.source, want.secrets))
             else:
                 unmanaged.append(Unmanaged(want.kind, want.name, conflict=True))
         elif stored.document != want.document:
             operations.append(Update(want.kind, want.name, stored.digest,
                                      changes_between(stored.document, want.document),
-                                     want.document, want.source))
+                                     want.document, want.source, want.secrets))
     for key, stored in state.objects.items():
         if key in wanted:
             continue

@@ -5,13 +5,16 @@ Guards run here, before anything is applied: deleting a protected object, or mor
 `max_deletes`, fails the plan with a message that says how to proceed.
 
 The JSON form (format_version 1) is both the `--format json` rendering and the saved plan
-file `reconcile --apply FILE` executes exactly:
+file `reconcile --apply FILE` executes exactly. A secret appears in a document only as its keyed
+fingerprint (`{"sensitive": ...}`); `secrets` lists where apply reads each one again — an
+environment variable, an absolute file path, or the sealed value the spec holds (ciphertext
+only the deployment's private key opens, as safe as the git repository it comes from):
 
     {"format_version": 1, "plan_id", "created_at", "database", "state_fingerprint",
      "source": {"path", "git_commit"}, "summary": {"create", "update", "adopt", "delete"},
      "operations": [{"action": "create|update|adopt|delete", "kind", "name",
                      "expected"?, "changes"?: [{"op", "path", "old", "new"}],
-                     "document"?, "source"?, "protected"?, "pruned"?}],
+                     "document"?, "source"?, "secrets"?, "protected"?, "pruned"?}],
      "unmanaged": [{"kind", "name", "conflict"}]}
 """
 
@@ -38,6 +41,7 @@ from reconciler.diff import (
     Update,
 )
 from reconciler.errors import MimError
+from reconciler.resolve import redacted
 from specs import KINDS
 
 FORMAT_VERSION = 1
@@ -125,11 +129,13 @@ def _operation_json(op: Operation) -> dict[str, Any]:
     if isinstance(op, (Update, Adopt, Delete)):
         data["expected"] = op.expected
     if isinstance(op, (Update, Adopt)):
-        data["changes"] = [{"op": c.op.value, "path": c.path, "old": c.old, "new": c.new}
-                           for c in op.changes]
+        data["changes"] = [{"op": c.op.value, "path": c.path, "old": redacted(c.old),
+                            "new": redacted(c.new)} for c in op.changes]
     if isinstance(op, (Create, Update, Adopt)):
         data["document"] = op.document
         data["source"] = op.source
+        if op.secrets:
+            data["secrets"] = op.secrets
     if isinstance(op, Delete):
         data["protected"] = op.protected
         data["pruned"] = op.pruned
@@ -157,14 +163,15 @@ def _operation_from_json(data: dict[str, Any]) -> Operation:
         raise ValueError(f"unknown kind {kind!r}")
     changes = tuple(Change(ChangeOp(c["op"]), c["path"], c.get("old"), c.get("new"))
                     for c in data.get("changes", ()))
+    secrets = data.get("secrets", {})
     if action == "create":
-        return Create(kind, name, data["document"], data.get("source", ""))
+        return Create(kind, name, data["document"], data.get("source", ""), secrets)
     if action == "update":
         return Update(kind, name, data["expected"], changes, data["document"],
-                      data.get("source", ""))
+                      data.get("source", ""), secrets)
     if action == "adopt":
         return Adopt(kind, name, data["expected"], changes, data["document"],
-                     data.get("source", ""))
+                     data.get("source", ""), secrets)
     if action == "delete":
         return Delete(kind, name, data["expected"], bool(data.get("protected")),
                       bool(data.get("pruned", True)))

@@ -1,4 +1,4 @@
-"""The reconcile pipeline end to end: load -> validate -> read state -> diff -> plan.
+"""The reconcile pipeline end to end: load -> validate -> resolve secrets -> read state -> diff -> plan.
 
 This is the one place that joins the pure steps to the database; `apply.py` carries plans out.
 """
@@ -11,11 +11,12 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-from reconciler.canonical import canonical
 from reconciler.db.engine import ensure_schema
-from reconciler.diff import Desired, diff
+from reconciler.diff import diff
+from reconciler.errors import Problem
 from reconciler.load import paused_gc
 from reconciler.plan import Plan, make_plan
+from reconciler.resolve import SecretResolver, desired_documents
 from reconciler.state import read_state
 from reconciler.validate import Report, validate
 
@@ -26,11 +27,6 @@ class Planned:
 
     report: Report
     plan: Plan | None
-
-
-def desired_documents(report: Report) -> list[Desired]:
-    return [Desired(d.kind, d.name, canonical(d.model), str(d.source))
-            for d in report.catalog.documents]
 
 
 def git_commit(path: Path) -> str | None:
@@ -55,10 +51,16 @@ def plan_path(path: Path, engine: Engine, *, prune: bool = True, adopt: bool = F
         report = validate(path, rules=rules)
         if not report.ok:
             return Planned(report, None)
+        desired, problems = desired_documents(
+            report.catalog.documents,
+            SecretResolver(engine.url.render_as_string(hide_password=False)))
+        if problems:
+            report.problems = sorted([*report.problems, *problems], key=Problem.sort_key)
+            return Planned(report, None)
         ensure_schema(engine)
         with engine.connect() as connection:
             state = read_state(connection)
-        operations, unmanaged = diff(desired_documents(report), state, prune=prune, adopt=adopt)
+        operations, unmanaged = diff(desired, state, prune=prune, adopt=adopt)
     plan = make_plan(operations, unmanaged, state.fingerprint,
                      database=engine.url.render_as_string(hide_password=True),
                      source_path=str(path), git_commit=git_commit(path))

@@ -7,6 +7,7 @@ defaults, so a test (or a sovereign cloud) can point a connector elsewhere.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal, Union
 
 from pydantic import Field, model_validator
@@ -16,7 +17,9 @@ from specs.secrets import CertificateRef, SecretRef
 
 HttpUrl = Annotated[str, Field(pattern=r"^https?://[^\s/?#]+[^\s]*$",
                                description="An http(s) URL.")]
+HeaderName = Annotated[str, Field(pattern=r"^[A-Za-z0-9!#$%&'*+^_`|~-]+$")]
 MDM_LISTENER_TYPES = ("Intune", "WorkspaceOne", "BlackBerry")
+_CREDENTIAL_HEADER = re.compile(r"authorization|token|secret|password|api-?key|cookie", re.I)
 
 
 class _System(SpecModel):
@@ -138,8 +141,20 @@ class HttpSmsGatewaySystem(_System):
         '{"to": "{number}", "text": "{message}"}',
         description="Request body; {number} and {message} are replaced (JSON-escaped).")
     content_type: str = Field("application/json", description="Content-Type of the request.")
-    headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers.")
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="Extra request headers (no credentials: those go in "
+        "secretHeaders).")
+    secret_headers: dict[HeaderName, SecretRef] = Field(
+        default_factory=dict, description="Request headers that carry credentials (an API key).")
     token: SecretRef | None = Field(None, description="Bearer token sent as Authorization.")
+
+    @model_validator(mode="after")
+    def _no_credentials_in_headers(self) -> HttpSmsGatewaySystem:
+        for name in self.headers:
+            if _CREDENTIAL_HEADER.search(name):
+                raise ValueError(f"header {name!r} looks like a credential: move it to "
+                                 "secretHeaders as {env: NAME}, {file: PATH} or a sealed value")
+        return self
 
 
 ExternalSystemSpec = Annotated[

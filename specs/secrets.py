@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, model_serializer, model_validator
 from pydantic_core import PydanticCustomError
 
 SEALED_PREFIX = "enc:v1:"
+STORED_KEY = "sensitive"  # {sensitive: <keyed fingerprint>}: a secret as the database keeps it
 SEALED_PATTERN = r"^enc:v1:[A-Za-z0-9+/=_.:-]+$"
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 PEM_CERTIFICATE_PATTERN = r"^-----BEGIN CERTIFICATE-----"
@@ -49,6 +50,8 @@ class SecretRef(BaseModel):
     env: str | None = None
     file: str | None = None
     sealed: str | None = None
+    # How the database stores a secret: a keyed fingerprint (its ciphertext is kept apart).
+    stored: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -62,6 +65,8 @@ class SecretRef(BaseModel):
                 raise PydanticCustomError("sealed_secret", "sealed value is damaged: "
                                           "re-run `mimctl secret seal`")
             raise PydanticCustomError("plaintext_secret", PLAINTEXT_SECRET_MESSAGE)
+        if isinstance(value, dict) and set(value) == {STORED_KEY}:
+            return {"stored": value[STORED_KEY]}
         if isinstance(value, dict):
             key, text = _one_key(value, ("env", "file"), "a secret reference")
             if key == "env" and not _ENV_RE.fullmatch(text):
@@ -77,6 +82,8 @@ class SecretRef(BaseModel):
             return self.sealed
         if self.env is not None:
             return {"env": self.env}
+        if self.stored is not None:
+            return {STORED_KEY: self.stored}
         return {"file": str(self.file)}
 
     @classmethod
@@ -93,6 +100,8 @@ class SecretRef(BaseModel):
     def __str__(self) -> str:  # never the secret itself
         if self.sealed is not None:
             return "(sealed)"
+        if self.stored is not None:
+            return "(stored)"
         return f"env:{self.env}" if self.env is not None else f"file:{self.file}"
 
 

@@ -76,3 +76,25 @@ def engine(database_url: str):
     upgrade(engine)
     yield engine
     engine.dispose()
+
+
+# Test values of the environment variables the examples' secrets point at.
+EXAMPLE_SECRETS = {
+    "INTUNE_CLIENT_SECRET": "example-intune-client-secret-Q7d9",
+    "INTUNE_CLIENT_KEY": "example-intune-client-key-Z3x1",
+    "SMTP_PASSWORD": "example-smtp-password-K8m2",
+    "WS1_API_KEY": "example-ws1-api-key-R5t6",
+    "WS1_PASSWORD": "example-ws1-password-W4v8",
+}
+TEST_MASTER_KEY = "bWltY3RsIHRlc3QgbWFzdGVyIGtleSwgMzIgYnl0ZXM="  # 32 bytes, tests only
+
+
+@pytest.fixture(autouse=True)
+def secret_environment(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """A master key and the examples' secrets in the environment; tests may remove them."""
+    monkeypatch.setenv("MIM_MASTER_KEY", TEST_MASTER_KEY)
+    for variable in ("MIM_MASTER_KEY_FILE", "MIM_SEAL_KEY", "MIM_SEAL_KEY_FILE"):
+        monkeypatch.delenv(variable, raising=False)
+    for variable, value in EXAMPLE_SECRETS.items():
+        monkeypatch.setenv(variable, value)
+    return EXAMPLE_SECRETS

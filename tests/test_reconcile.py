@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import event, func, insert, select, text, update
 
 from reconciler.apply import ApplyError, RowChangedError, StalePlanError, apply_plan, unprotect
-from reconciler.audit import verify
+from reconciler.db.audit import verify
 from reconciler.db.engine import SchemaError, ensure_schema, make_engine
 from reconciler.db.models import KIND_TABLES, MANAGED_BY_HAND, audit_events
 from reconciler.diff import Adopt, Create, Delete, Update
@@ -253,7 +253,7 @@ def test_unmigrated_and_outdated_databases_are_refused(database_url, tmp_path) -
     with engine.begin() as connection:
         connection.exec_driver_sql("CREATE TABLE alembic_version (version_num VARCHAR(32))")
         connection.exec_driver_sql("INSERT INTO alembic_version VALUES ('0000')")
-    with pytest.raises(SchemaError, match=r"revision 0000, this mimctl needs 0001; run `mimctl db upgrade`"):
+    with pytest.raises(SchemaError, match=r"revision 0000, this mimctl needs 0002; run `mimctl db upgrade`"):
         ensure_schema(engine)
     engine.dispose()
 

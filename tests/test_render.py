@@ -195,7 +195,7 @@ def test_secrets_are_never_shown() -> None:
         assert "enc:v1:" not in shown
         assert "(sensitive)" in shown
     text = render(plan, "text")
-    assert "~ spec.keyValue: (sensitive) -> (sensitive)" in text
+    assert "~ spec.keyValue: (sensitive value changed)" in text
     assert """~ spec.password: {"env": "WS1_PASSWORD"} -> (sensitive)""" in text
     assert """+ spec.auth: {"user": "svc", "password": "(sensitive)"}""" in text
     assert "+ spec.clientSecret: (sensitive)" in render(plan, "markdown")

@@ -230,3 +230,15 @@ audit_events = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False, unique=True),
 )
+
+# Secrets of configuration objects, encrypted under the master key (reconciler/db/vault.py).
+# Documents hold only a keyed fingerprint of each; the rows go with their object.
+secret_values = Table(
+    "secret_values", metadata,
+    Column("kind", String(32), primary_key=True),
+    Column("name", String(128), primary_key=True),
+    Column("path", String(256), primary_key=True),  # "spec.clientSecret"
+    Column("key_id", String(16), nullable=False),  # the master key that encrypted it
+    Column("ciphertext", LargeBinary, nullable=False),  # nonce | AES-256-GCM ciphertext
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)

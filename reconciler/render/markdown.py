@@ -50,7 +50,8 @@ def _fields(value: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[str,
 
 def _diff_change(change: Change) -> list[str]:
     """A field change as diff lines: a changed field is its old line then its new line."""
-    if change.op is ChangeOp.CHANGE:
+    if change.op is ChangeOp.CHANGE and not (is_sensitive(change.old)
+                                             and is_sensitive(change.new)):
         return [f"- {change.path}: {display_value(change.old)}",
                 f"+ {change.path}: {display_value(change.new)}"]
     return [f"{marker} {text}" for marker, text in change_lines(change)]

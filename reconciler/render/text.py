@@ -16,11 +16,10 @@ import click
 
 from reconciler.diff import Adopt, Change, ChangeOp, Create, Delete, Unmanaged, Update
 from reconciler.plan import Plan
-from specs.secrets import SEALED_PREFIX
+from reconciler.resolve import SENSITIVE, SENSITIVE_CHANGED, is_sensitive, redacted
 
 Paint = Callable[..., str]
 
-SENSITIVE = "(sensitive)"
 MAX_VALUE_CHARS = 80
 NO_CHANGES = "No changes. The database matches the specs."
 NOTHING_TO_APPLY = "No changes to apply."
@@ -38,26 +37,6 @@ CHANGE_MARKERS: dict[ChangeOp, tuple[str, str]] = {
 }
 
 
-def is_sensitive(value: Any) -> bool:
-    """Whether `value` is a secret: a sealed `enc:v1:` string or a `{sealed: ...}` reference."""
-    if isinstance(value, str):
-        return value.startswith(SEALED_PREFIX)
-    if isinstance(value, dict):
-        return set(value) == {"sealed"}
-    return False
-
-
-def _redacted(value: Any) -> Any:
-    """`value` with every secret inside it replaced by the sensitive marker."""
-    if is_sensitive(value):
-        return SENSITIVE
-    if isinstance(value, dict):
-        return {key: _redacted(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_redacted(item) for item in value]
-    return value
-
-
 def display_value(value: Any) -> str:
     """How a field value is shown in a plan: compact, on one line, and never a secret.
 
@@ -66,7 +45,7 @@ def display_value(value: Any) -> str:
     """
     if is_sensitive(value):
         return SENSITIVE
-    value = _redacted(value)
+    value = redacted(value)
     if isinstance(value, str):
         text = repr(value)
     else:
@@ -83,6 +62,8 @@ def change_lines(change: Change) -> list[tuple[str, str]]:
         return [(marker, f"{change.path}: {display_value(change.new)}")]
     if change.op is ChangeOp.REMOVE:
         return [(marker, f"{change.path}: {display_value(change.old)}")]
+    if is_sensitive(change.old) and is_sensitive(change.new):
+        return [(marker, f"{change.path}: {SENSITIVE_CHANGED}")]
     shown = f"{display_value(change.old)} -> {display_value(change.new)}"
     return [(marker, f"{change.path}: {shown}")]
 

@@ -1,0 +1,1 @@
+"""The command groups of mimctl beyond the core ones in cli.py."""
