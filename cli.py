@@ -15,6 +15,7 @@ import click
 from sqlalchemy.exc import DBAPIError
 
 from cli_commands.context import Context, pass_context, plural
+from cli_commands.mdm import mdm
 from cli_commands.secret import secret
 from reconciler.errors import MimError, Problem
 from reconciler.plan import DEFAULT_MAX_DELETES
@@ -279,6 +280,7 @@ def _write_json(path: Path, value: object) -> None:
 
 
 main.add_command(secret)
+main.add_command(mdm)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -1,0 +1,1 @@
+"""Small real servers that stand in for the outside systems mimctl talks to."""
