@@ -177,3 +177,21 @@ certificatePassword: {{env: BB_PFX_PASSWORD}}
     assert result.exit_code == 0, result.output
     assert state.tokens_issued == 1
     assert result.output == snapshot
+
+
+def test_blackberry_wrong_password(mimctl, db, apply_system, monkeypatch, snapshot) -> None:
+    monkeypatch.setenv("BB_PASSWORD", "bb-wrong-password-5Tz")
+    state = BlackBerryState("S12345678", users={"mim-admin": "bb-password-7Yh"})
+    with serve(blackberry_app(state)) as uem:
+        apply_system("BlackBerry UEM", f"""
+listenerType: BlackBerry
+baseUrl: {uem.url}
+tenantId: S12345678
+authentication: UserPassword
+username: mim-admin
+password: {{env: BB_PASSWORD}}
+""")
+        result = mimctl("--db", db, "mdm", "test-connection", "BlackBerry UEM")
+    assert result.exit_code == 1
+    assert "bb-wrong-password-5Tz" not in result.output
+    assert result.output == snapshot
