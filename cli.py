@@ -16,6 +16,8 @@ from sqlalchemy.exc import DBAPIError
 
 from cli_commands.context import Context, pass_context, plural
 from cli_commands.mdm import mdm
+from cli_commands.notify import notify
+from cli_commands.request import request
 from cli_commands.secret import secret
 from reconciler.errors import MimError, Problem
 from reconciler.plan import DEFAULT_MAX_DELETES
@@ -281,6 +283,8 @@ def _write_json(path: Path, value: object) -> None:
 
 main.add_command(secret)
 main.add_command(mdm)
+main.add_command(notify)
+main.add_command(request)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -21,7 +21,7 @@ def test_connection(context: Context, name: str) -> None:
     Uses the system as applied to the database, with its stored secrets; prints each step and
     exits 1 if any failed.
     """
-    from provisioning.mdm import MdmError, load_system, open_connector
+    from provisioning.mdm import MdmError, UnknownSystem, load_system, open_connector
     from reconciler.db import vault
     from reconciler.db.engine import ensure_schema
 
@@ -32,7 +32,7 @@ def test_connection(context: Context, name: str) -> None:
         try:
             system = load_system(connection, name)
             connector = open_connector(connection, key, name)
-        except MdmError as error:
+        except (MdmError, UnknownSystem) as error:
             raise click.ClickException(str(error)) from error
     with connector:
         steps = connector.test_connection()

@@ -24,11 +24,11 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
 from reconciler.canonical import digest, is_protected, to_model
-from reconciler.db import vault
+from reconciler.db import jobs, vault
 from reconciler.db.audit import AuditEvent, append
 from reconciler.db.engine import SQLITE_BEGIN, is_sqlite
 from reconciler.db.models import KIND_TABLES, MANAGED_BY_SPEC, REF_TABLES
-from reconciler.diff import Adopt, Create, Delete, Operation, Update
+from reconciler.diff import REQUEST, Adopt, Create, Delete, Operation, Update
 from reconciler.errors import MimError, format_path
 from reconciler.load import paused_gc
 from reconciler.plan import ACTIONS, Plan
@@ -158,10 +158,10 @@ def default_actor() -> str:
     import subprocess
 
     try:
-        name = subprocess.run(["git", "config", "user.name"], capture_output=True, text=True,
-                              timeout=5).stdout.strip()
-        email = subprocess.run(["git", "config", "user.email"], capture_output=True, text=True,
-                               timeout=5).stdout.strip()
+        name = subprocess.run(["git", "config", "user.name"], check=False, capture_output=True,
+                              text=True, timeout=5).stdout.strip()
+        email = subprocess.run(["git", "config", "user.email"], check=False, capture_output=True,
+                               text=True, timeout=5).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         name = email = ""
     if name or email:
@@ -190,7 +190,8 @@ def apply_plan(engine: Engine, plan: Plan, *, actor: str, timeout: float = 30.0,
         with paused_gc():
             _Writer(connection, state, now).write(operations)
             _store_secrets(connection, operations, secrets, resolver, now)
-        events = [_audit_event(op, plan, actor) for op in operations]
+            request_events = _settle_requests(connection, operations, resolver, actor, now)
+        events = [*(_audit_event(op, plan, actor) for op in operations), *request_events]
         written = append(connection, events, now)
     return ApplyResult(plan.summary(), written)
 
@@ -212,6 +213,26 @@ def _store_secrets(connection: Connection, operations: list[Operation],
         values = {op.name: secrets[(kind, op.name)] for op in ops if (kind, op.name) in secrets}
         if values:
             vault.store(connection, resolver.master_key, kind, values, now)
+
+
+def _settle_requests(connection: Connection, operations: list[Operation],
+                     resolver: SecretResolver, actor: str, now: datetime) -> list[AuditEvent]:
+    """Open the jobs of new requests and cancel those of removed ones (still open)."""
+    created = [op for op in operations if isinstance(op, Create) and op.kind == REQUEST]
+    canceled = [op.name for op in operations
+                if isinstance(op, Delete) and op.kind == REQUEST and op.cancels]
+    events = jobs.cancel_jobs(connection, canceled, actor=actor, now=now,
+                              reason="request removed from the specs")
+    if created:
+        table = KIND_TABLES[REQUEST].table
+        names = [op.name for op in created]
+        ids = {name: row_id for chunk in _chunks(names) for row_id, name in connection.execute(
+            select(table.c.id, table.c.name).where(table.c.name.in_(chunk)))}
+        events += jobs.open_jobs(
+            connection, resolver.master_key,
+            [jobs.NewRequest(op.name, op.document["spec"]) for op in created], ids,
+            actor=actor, now=now)
+    return events
 
 
 def _check_rows(operations: list[Operation], state: State) -> None:

@@ -20,6 +20,9 @@ from reconciler.errors import format_path
 from reconciler.state import Key, State
 from specs.secrets import STORED_KEY
 
+REQUEST = "MobileRequest"
+SETTLED = frozenset({"collected", "canceled"})  # request jobs that removal leaves alone
+
 
 class ChangeOp(str, Enum):
     ADD = "add"
@@ -87,6 +90,13 @@ class Delete:
     expected: str
     protected: bool = False
     pruned: bool = True  # False under --no-prune: reported, not done
+    request_status: str | None = None  # a MobileRequest's job: pending (cancel), collected, ...
+    label: str = ""  # a MobileRequest's person/profile, for the plan
+
+    @property
+    def cancels(self) -> bool:
+        """Whether deleting this row cancels an open request (a fulfilled one stays done)."""
+        return self.kind != REQUEST or self.request_status not in SETTLED
 
 
 Operation = Create | Update | Adopt | Delete
@@ -156,9 +166,14 @@ def diff(desired: Iterable[Desired], state: State, *, prune: bool = True,
         if key in wanted:
             continue
         if stored.managed_by == MANAGED_BY_SPEC:
+            status, label = None, ""
+            if stored.kind == REQUEST:
+                spec = stored.document["spec"]
+                status = state.request_status.get(stored.name)
+                label = f"{spec['person']}/{spec['credentialProfile']}"
             operations.append(Delete(stored.kind, stored.name, stored.digest,
                                      protected=stored.protected or is_protected(stored.document),
-                                     pruned=prune))
+                                     pruned=prune, request_status=status, label=label))
         else:
             unmanaged.append(Unmanaged(stored.kind, stored.name))
     return operations, unmanaged

@@ -14,7 +14,8 @@ only the deployment's private key opens, as safe as the git repository it comes 
      "source": {"path", "git_commit"}, "summary": {"create", "update", "adopt", "delete"},
      "operations": [{"action": "create|update|adopt|delete", "kind", "name",
                      "expected"?, "changes"?: [{"op", "path", "old", "new"}],
-                     "document"?, "source"?, "secrets"?, "protected"?, "pruned"?}],
+                     "document"?, "source"?, "secrets"?, "protected"?, "pruned"?,
+                     "request_status"?, "label"?}],
      "unmanaged": [{"kind", "name", "conflict"}]}
 """
 
@@ -31,6 +32,7 @@ from typing import Any
 
 from reconciler.canonical import to_model
 from reconciler.diff import (
+    REQUEST,
     Adopt,
     Change,
     ChangeOp,
@@ -100,7 +102,7 @@ def make_plan(operations: Sequence[Operation], unmanaged: Sequence[Unmanaged], s
 def guard_problems(plan: Plan, max_deletes: int = DEFAULT_MAX_DELETES) -> list[str]:
     """Why the plan must not be applied as it stands (empty when it may be)."""
     problems = []
-    deletes = [op for op in plan.effective if isinstance(op, Delete)]
+    deletes = [op for op in plan.effective if isinstance(op, Delete) and op.cancels]
     protected = [op for op in deletes if op.protected]
     if protected:
         names = ", ".join(f"{op.kind}/{op.name}" for op in protected)
@@ -139,6 +141,9 @@ def _operation_json(op: Operation) -> dict[str, Any]:
     if isinstance(op, Delete):
         data["protected"] = op.protected
         data["pruned"] = op.pruned
+        if op.kind == REQUEST:
+            data["request_status"] = op.request_status
+            data["label"] = op.label
     return data
 
 
@@ -174,7 +179,8 @@ def _operation_from_json(data: dict[str, Any]) -> Operation:
                      data.get("source", ""), secrets)
     if action == "delete":
         return Delete(kind, name, data["expected"], bool(data.get("protected")),
-                      bool(data.get("pruned", True)))
+                      bool(data.get("pruned", True)), data.get("request_status"),
+                      data.get("label", ""))
     raise ValueError(f"unknown action {action!r}")
 
 

@@ -1,7 +1,8 @@
 """Reads the configuration in the database into the canonical form specs are compared in.
 
-One SELECT per kind, whatever the number of objects (DESIGN.md §11): state reading must stay
-flat as a deployment grows to tens of thousands of people and requests.
+One SELECT per kind, whatever the number of objects (DESIGN.md §11), and one for the status of
+the requests' jobs: state reading must stay flat as a deployment grows to tens of thousands of
+people and requests.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from reconciler.canonical import Canonical, digest
-from reconciler.db.models import KIND_TABLES, MANAGED_BY_BUILTIN
+from reconciler.db.models import KIND_TABLES, MANAGED_BY_BUILTIN, request_jobs
 
 Key = tuple[str, str]
 
@@ -37,6 +38,7 @@ class State:
 
     objects: dict[Key, StoredObject] = field(default_factory=dict)
     fingerprint: str = ""
+    request_status: dict[str, str] = field(default_factory=dict)  # request name -> its job
 
 
 def read_state(connection: Connection) -> State:
@@ -60,7 +62,20 @@ def read_state(connection: Connection) -> State:
             overall.update(f"{kind}\0{row.name}\0{row.managed_by}\0{bool(row.protected)}\0"
                            f"{row_digest}\n".encode())
     state.fingerprint = overall.hexdigest()
+    state.request_status = _request_status(connection)
     return state
+
+
+def _request_status(connection: Connection) -> dict[str, str]:
+    """The status of each applied request's newest job (one query)."""
+    requests = KIND_TABLES["MobileRequest"].table
+    newest: dict[str, tuple[int, str]] = {}
+    for name, job_id, status in connection.execute(
+            select(requests.c.name, request_jobs.c.id, request_jobs.c.status)
+            .join(request_jobs, request_jobs.c.request_id == requests.c.id)):
+        if name not in newest or newest[name][0] < job_id:
+            newest[name] = (job_id, status)
+    return {name: status for name, (_, status) in newest.items()}
 
 
 def _set(document: Canonical, path: tuple[str, ...], value: object) -> None:

@@ -25,8 +25,11 @@ class MobileRequestSpec(SpecModel):
     requested_by: str | None = Field(
         None, description="The Person making the request; defaults to the applying actor.")
     delivery: Delivery = Field(
-        "Email", description="How the collection link reaches the person: Email, Sms, QrCode "
-        "(shown to the operator) or ShowCode (the operator reads out the code).")
+        "Email", description="How the request reaches the person. The collection link always "
+        "goes by e-mail, or as a QR code: Email (the code as the profile's notification scheme "
+        "says), Sms (the code by SMS), QrCode (the link as a QR code the operator shows, "
+        "`mimctl request qr`), ShowCode (the code shown once to the operator, "
+        "`mimctl request show --reveal-code`).")
     reason: str | None = Field(None, description="Why (kept with the request and in the audit).")
 
     @model_validator(mode="after")
@@ -37,6 +40,24 @@ class MobileRequestSpec(SpecModel):
         if self.kind != "Issue" and self.device is None:
             raise violation("MIM701", f"a {self.kind} request needs the device it is for")
         return self
+
+
+def channels(scheme: str, delivery: str) -> tuple[str, frozenset[str]]:
+    """How a request's two messages travel: (link, code channels).
+
+    The link goes by "email" or, with QrCode delivery or scheme None, to the "operator" (a QR
+    code or `request show`). The code goes by "email" and/or "sms" — always a message apart
+    from the link — or is "shown" once to the operator (ShowCode, or scheme None). Default
+    sends the code by e-mail and by SMS (SMS only to people with a cell number).
+    """
+    link = "operator" if delivery == "QrCode" or scheme == "None" else "email"
+    if delivery == "ShowCode" or scheme == "None":
+        return link, frozenset({"shown"})
+    if delivery == "Sms":
+        return link, frozenset({"sms"})
+    by_scheme = {"Default": {"email", "sms"}, "MobileOnlyAuthCodeViaEmail": {"email"},
+                 "MobileOnlyAuthCodeViaSms": {"sms"}}
+    return link, frozenset(by_scheme[scheme])
 
 
 class MobileRequest(Document):

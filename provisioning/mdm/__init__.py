@@ -12,7 +12,6 @@ import time
 from typing import Any
 
 import httpx
-from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from provisioning.mdm import blackberry, intune, workspace_one  # noqa: F401  (registers them)
@@ -27,16 +26,15 @@ from provisioning.mdm.base import (
     Step,
 )
 from provisioning.mdm.restrictions import REJECTION_CODE, MdmDecision, check
+from provisioning.systems import UnknownSystem, load_system, system_secrets
 from reconciler.db import vault
 from reconciler.db.audit import AuditEvent, append
-from reconciler.db.models import KIND_TABLES
-from specs import API_VERSION
 from specs.credential_profile import MdmRestrictions
-from specs.external_system import MDM_LISTENER_TYPES, ExternalSystem
+from specs.external_system import MDM_LISTENER_TYPES
 
 
-class UnknownSystem(MdmError):
-    """No MDM ExternalSystem of that name is in the database."""
+class NotAnMdm(MdmError):
+    """The ExternalSystem named is not an MDM."""
 
 
 class MdmRejected(Exception):
@@ -49,19 +47,6 @@ class MdmRejected(Exception):
         self.decision = decision
 
 
-def load_system(connection: Connection, name: str) -> ExternalSystem:
-    """The ExternalSystem `name` as stored (its secrets as fingerprints only)."""
-    table = KIND_TABLES["ExternalSystem"].table
-    row = connection.execute(select(table.c.document).where(table.c.name == name)).first()
-    if row is None:
-        raise UnknownSystem(name, "no ExternalSystem of that name is in the database; apply "
-                                  "its spec first")
-    document: dict[str, Any] = row.document
-    return ExternalSystem.model_validate({"apiVersion": API_VERSION, "kind": "ExternalSystem",
-                                          "metadata": {"name": name, **document["metadata"]},
-                                          "spec": document["spec"]})
-
-
 def open_connector(connection: Connection, key: vault.MasterKey, name: str, *,
                    transport: httpx.BaseTransport | None = None,
                    sleep: Sleep = time.sleep) -> Connector:
@@ -69,11 +54,10 @@ def open_connector(connection: Connection, key: vault.MasterKey, name: str, *,
     system = load_system(connection, name)
     listener = system.spec.listener_type
     if listener not in MDM_LISTENER_TYPES:
-        raise UnknownSystem(name, f"is a {listener} system, not an MDM "
-                                  f"({', '.join(MDM_LISTENER_TYPES)})")
-    secrets = {path.removeprefix("spec."): value
-               for path, value in vault.read(connection, key, "ExternalSystem", name).items()}
-    return CONNECTORS[listener](name, system.spec, secrets, transport=transport, sleep=sleep)
+        raise NotAnMdm(name, f"is a {listener} system, not an MDM "
+                             f"({', '.join(MDM_LISTENER_TYPES)})")
+    return CONNECTORS[listener](name, system.spec, system_secrets(connection, key, name),
+                                transport=transport, sleep=sleep)
 
 
 def enforce(connection: Connection, key: vault.MasterKey, restrictions: MdmRestrictions,
@@ -107,6 +91,7 @@ __all__ = [
     "MdmProtocolError",
     "MdmRejected",
     "MdmUnavailable",
+    "NotAnMdm",
     "Step",
     "UnknownSystem",
     "enforce",

@@ -145,17 +145,24 @@ request_jobs = Table(
     "request_jobs", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("request_id", Integer, ForeignKey("mobile_requests.id", ondelete="SET NULL")),
-    Column("request_name", String(128), nullable=False),
+    Column("request_name", String(128), nullable=False, index=True),
     Column("person_name", String(128), nullable=False),
     Column("profile_name", String(128), nullable=False),
-    Column("kind", String(16), nullable=False),
-    Column("status", String(16), nullable=False),  # pending, awaiting-validation, collected, canceled
-    Column("token", String(64), unique=True),
-    Column("code_hash", String(256)),
+    Column("kind", String(16), nullable=False),  # Issue, Replace, Update, Renew
+    # awaiting-validation, pending, locked, collected, canceled
+    Column("status", String(24), nullable=False),
+    Column("delivery", String(16), nullable=False, default="Email"),
+    Column("device_id", Integer),  # the device a Replace, Update or Renew is for
+    Column("token", String(64), unique=True),  # the collection link's token
+    Column("code_hash", String(256)),  # keyed, salted hash of the authentication code
+    Column("code_sealed", LargeBinary),  # the code under the master key, until shown once
     Column("code_attempts", Integer, nullable=False, default=0),
     Column("expires_at", DateTime(timezone=True)),
     Column("requested_by", String(128)),
     Column("validated_by", String(128)),
+    Column("reason", Text),
+    Column("collected_at", DateTime(timezone=True)),
+    Column("canceled_at", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
@@ -205,17 +212,22 @@ sessions = Table(
 outbox = Table(
     "outbox", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("message_id", String(64), nullable=False, unique=True),  # also the Message-ID
     Column("job_id", Integer, ForeignKey("request_jobs.id", ondelete="SET NULL")),
+    Column("purpose", String(16), nullable=False),  # link, code
     Column("channel", String(16), nullable=False),  # email, sms
+    Column("system", String(128), nullable=False),  # the ExternalSystem that carries it
     Column("recipient", String(320), nullable=False),
-    Column("subject", String(256)),
-    Column("body", Text, nullable=False),
-    Column("status", String(16), nullable=False),  # pending, sent, failed
+    Column("payload", LargeBinary, nullable=False),  # {subject, text, html} under the master key
+    Column("status", String(16), nullable=False),  # pending, sending, sent
     Column("attempts", Integer, nullable=False, default=0),
-    Column("next_attempt_at", DateTime(timezone=True)),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("claimed_by", String(64)),
+    Column("claimed_at", DateTime(timezone=True)),
     Column("last_error", Text),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("sent_at", DateTime(timezone=True)),
+    Index("ix_outbox_due", "status", "next_attempt_at"),
 )
 
 audit_events = Table(

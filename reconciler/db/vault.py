@@ -192,7 +192,7 @@ def _refingerprint(connection: Connection, key: MasterKey,
     by_object: dict[tuple[str, str], list[tuple[str, bytes]]] = {}
     for (kind, name, path), value in plaintexts.items():
         by_object.setdefault((kind, name), []).append((path, value))
-    for kind in {kind for kind, _ in by_object}:
+    for kind in {kind for kind, _ in by_object if kind in KIND_TABLES}:  # not "System"
         table = KIND_TABLES[kind].table
         names = [name for k, name in by_object if k == kind]
         for row in connection.execute(select(table.c.id, table.c.name, table.c.document)

@@ -23,11 +23,14 @@ from reconciler.render.text import (
     NO_CHANGES,
     NOT_PRUNED_NOTE,
     PROTECTED_NOTE,
+    REQUESTS_HEADING,
     UNMANAGED_NOTE,
     change_lines,
     display_value,
+    is_request_row,
     is_sensitive,
     plural,
+    request_row,
 )
 
 MAX_CHARS = 60_000
@@ -128,6 +131,13 @@ def _unmanaged(row: Unmanaged) -> str:
     return _line("!", row.kind, row.name, CONFLICT_NOTE if row.conflict else UNMANAGED_NOTE)
 
 
+def _request_block(operation: Create | Delete) -> str:
+    marker, _, text, note = request_row(operation)
+    return " ".join([f"- <code>{html.escape(f'{marker} {text}')}</code>",
+                     html.escape(f"MobileRequest/{operation.name}"),
+                     *([html.escape(note)] if note else [])])
+
+
 # ---------------------------------------------------------------------------------------------
 
 def _table(plan: Plan) -> str:
@@ -164,7 +174,11 @@ def render_markdown(plan: Plan, *, color: bool = False, max_chars: int = MAX_CHA
     """
     if not plan.operations and not plan.unmanaged:
         return f"{HEADING}\n\n{NO_CHANGES}\n"
-    blocks = [operation_block(op) for op in plan.operations]
+    blocks = [operation_block(op) for op in plan.operations if not is_request_row(op)]
+    requests = [_request_block(op) for op in plan.operations if is_request_row(op)]
+    if requests:  # the heading rides on the first row, so every block is one operation
+        requests[0] = f"**{REQUESTS_HEADING.rstrip(':')}**\n\n{requests[0]}"
+        blocks += requests
     blocks += [operation_block(row) for row in plan.unmanaged]
     pieces = _pieces([f"{HEADING}\n\n{_table(plan)}", *blocks])
     if sum(map(len, pieces)) + 1 <= max_chars:

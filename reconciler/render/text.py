@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from reconciler.diff import Adopt, Change, ChangeOp, Create, Delete, Unmanaged, Update
+from reconciler.diff import REQUEST, Adopt, Change, ChangeOp, Create, Delete, Unmanaged, Update
 from reconciler.plan import Plan
 from reconciler.resolve import SENSITIVE, SENSITIVE_CHANGED, is_sensitive, redacted
 
@@ -142,13 +142,50 @@ def _unmanaged(row: Unmanaged, paint: Paint) -> list[str]:
     return [f"{paint('!', fg=colour, bold=True)} {row.kind}/{row.name}  {note}"]
 
 
+# ---------------------------------------------------------------------------------------------
+# Requests: their own section, as intents rather than rows
+
+REQUESTS_HEADING = "Requests:"
+FULFILLED_NOTE = "(document removed; the mobile ID stays)"
+CLOSED_NOTE = "(document removed; the request was canceled before)"
+
+
+def is_request_row(operation: object) -> bool:
+    return isinstance(operation, (Create, Delete)) and operation.kind == REQUEST
+
+
+def request_row(operation: Create | Delete) -> tuple[str, str, str, str]:
+    """(marker, colour, `request person/profile` text, note) of a request's plan row."""
+    if isinstance(operation, Create):
+        spec = operation.document["spec"]
+        return "+", "green", f"request {spec['person']}/{spec['credentialProfile']}", ""
+    if operation.cancels:
+        return "-", "red", f"cancel {operation.label}", ""
+    if operation.request_status == "collected":
+        return "=", "cyan", f"fulfilled {operation.label}", FULFILLED_NOTE
+    return "=", "cyan", f"closed {operation.label}", CLOSED_NOTE
+
+
+def _request_lines(operation: Create | Delete, paint: Paint) -> list[str]:
+    marker, colour, text, note = request_row(operation)
+    line = f"{paint(marker, fg=colour, bold=True)} {text}  MobileRequest/{operation.name}"
+    source = operation.source if isinstance(operation, Create) else ""
+    for extra in (note, f"({source})" if source else ""):
+        if extra:
+            line += f" {paint(extra, dim=True)}"
+    return [line]
+
+
 def render_text(plan: Plan, *, color: bool = False) -> str:
     """The plan for a terminal; ANSI colour only when `color` is true."""
     paint: Paint = click.style if color else _plain
     lines = [summary_sentence(plan)]
-    operations = [line for op in plan.operations for line in operation_lines(op, paint)]
+    operations = [line for op in plan.operations if not is_request_row(op)
+                  for line in operation_lines(op, paint)]
+    requests = [line for op in plan.operations if is_request_row(op)
+                for line in _request_lines(op, paint)]  # type: ignore[arg-type]
     unmanaged = [line for row in plan.unmanaged for line in operation_lines(row, paint)]
-    for section in (operations, unmanaged):
+    for section in (operations, [REQUESTS_HEADING, *requests] if requests else [], unmanaged):
         if section:
             lines += ["", *section]
     return "\n".join(lines) + "\n"

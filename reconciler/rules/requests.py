@@ -222,16 +222,19 @@ def delivery_without_notifications(ctx: RuleContext) -> Iterator[Finding]:
                           "deliver by ShowCode or QrCode, or choose another scheme")
 
 
-@rule("MIM711", "error", "Sms delivery while the one-time code is sent by SMS (link and code "
-      "would share a channel)", "3.4.2")
-def link_and_code_by_sms(ctx: RuleContext) -> Iterator[Finding]:
-    if not ctx.settings.notifications.send_mobile_otp_via_sms:
-        return
+@rule("MIM711", "error", "Sms delivery on a profile whose notification scheme sends the code "
+      "by e-mail only", "3.4.1")
+def sms_delivery_against_the_scheme(ctx: RuleContext) -> Iterator[Finding]:
     for document in ctx.of_kind("MobileRequest"):
-        if document.model.spec.delivery == "Sms":
+        spec = document.model.spec
+        profile = ctx.get("CredentialProfile", spec.credential_profile)
+        if spec.delivery != "Sms" or profile is None:
+            continue
+        if profile.model.spec.issuance.notification_scheme == "MobileOnlyAuthCodeViaEmail":
             yield Finding(document, ("spec", "delivery"),
-                          "Settings notifications.sendMobileOtpViaSms sends the code by SMS, so "
-                          "the collection link must go by e-mail: deliver by Email")
+                          f"profile {spec.credential_profile!r} sends the code by e-mail only "
+                          "(MobileOnlyAuthCodeViaEmail), so delivery Sms cannot happen: "
+                          "deliver by Email, or choose scheme MobileOnlyAuthCodeViaSms")
 
 
 @rule("MIM712", "error", "A request for, or by, a disabled person", "4")

@@ -126,12 +126,13 @@ CASES = [
         changed({PROFILES: ("notificationScheme: Default", "notificationScheme: None"),
                  **delivery("ShowCode")}), id="MIM710"),
     pytest.param(
-        "MIM711", changed({**delivery("Sms"), "settings.yaml": (
-            "    mailFormat: HTML\n", "    mailFormat: HTML\n    sendMobileOtpViaSms: true\n")}),
-        [R.format("9:13", "spec.delivery: Settings notifications.sendMobileOtpViaSms sends the "
-                  "code by SMS, so the collection link must go by e-mail: deliver by Email")],
-        changed({"settings.yaml": ("    mailFormat: HTML\n",
-                                   "    mailFormat: HTML\n    sendMobileOtpViaSms: true\n")}),
+        "MIM711", changed({**delivery("Sms"), PROFILES: (
+            "notificationScheme: Default", "notificationScheme: MobileOnlyAuthCodeViaEmail")}),
+        [R.format("9:13", "spec.delivery: profile 'mobile-standard' sends the code by e-mail "
+                  "only (MobileOnlyAuthCodeViaEmail), so delivery Sms cannot happen: deliver "
+                  "by Email, or choose scheme MobileOnlyAuthCodeViaSms")],
+        changed({**delivery("Sms"), PROFILES: (
+            "notificationScheme: Default", "notificationScheme: MobileOnlyAuthCodeViaSms")}),
         id="MIM711"),
     pytest.param(
         "MIM712", changed({PEOPLE: ("  roles: [Helpdesk]\n", "  roles: [Helpdesk]\n"
