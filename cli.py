@@ -19,6 +19,7 @@ from cli_commands.mdm import mdm
 from cli_commands.notify import notify
 from cli_commands.request import request
 from cli_commands.secret import secret
+from cli_commands.serve import serve
 from reconciler.errors import MimError, Problem
 from reconciler.plan import DEFAULT_MAX_DELETES
 from specs import KINDS
@@ -285,6 +286,7 @@ main.add_command(secret)
 main.add_command(mdm)
 main.add_command(notify)
 main.add_command(request)
+main.add_command(serve)
 
 if __name__ == "__main__":  # pragma: no cover
     main()
