@@ -22,10 +22,10 @@ from typing import Any
 
 from flask import Flask
 
-from provisioning import db, errors, pages
+from provisioning import collect, db, errors, pages
 from reconciler.db.engine import resolve_url
 
-BLUEPRINTS = (pages.blueprint,)
+BLUEPRINTS = (pages.blueprint, collect.blueprint)
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:

@@ -11,13 +11,16 @@ CLI does not know.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from flask import Flask, current_app
-from sqlalchemy.engine import Engine
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, Engine
 
 from reconciler.db import vault
-from reconciler.db.engine import make_engine
+from reconciler.db.engine import SQLITE_BEGIN, is_sqlite, make_engine
 
 EXTENSION = "mim.db"
 
@@ -76,3 +79,22 @@ def dispose(app: Flask) -> None:
         if opened.engine is not None:
             opened.engine.dispose()
             opened.engine = None
+
+
+@contextmanager
+def write_transaction(engine: Engine, *, lock: int | None = None) -> Iterator[Connection]:
+    """A short write transaction, committed at the end of the block.
+
+    On SQLite it takes the database's write lock up front (`BEGIN IMMEDIATE`), which also
+    serializes it against every other writer. On PostgreSQL, `lock` names an advisory lock held
+    until the transaction ends: transactions passing the same number run one at a time, across
+    every worker and host (how the session cap stays exact).
+    """
+    with engine.connect() as connection:
+        sqlite = is_sqlite(str(engine.url))
+        if sqlite:
+            connection.info[SQLITE_BEGIN] = "BEGIN IMMEDIATE"
+        with connection.begin():
+            if lock is not None and not sqlite:
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock})
+            yield connection

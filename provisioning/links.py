@@ -73,11 +73,11 @@ def link_state(connection: Connection, token: str, now: datetime) -> LinkState:
     if job is None:
         return LinkState.UNKNOWN
     state = _BY_STATUS.get(job.status, LinkState.UNKNOWN)  # awaiting-validation: not live yet
-    if state is LinkState.OPEN and job.expires_at is not None and _aware(job.expires_at) <= now:
+    if state is LinkState.OPEN and job.expires_at is not None and aware(job.expires_at) <= now:
         return LinkState.CLOSED
     return state
 
 
-def _aware(moment: datetime) -> datetime:
+def aware(moment: datetime) -> datetime:
     """SQLite hands back naive datetimes; every stored time is UTC."""
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

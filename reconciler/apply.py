@@ -23,6 +23,7 @@ from sqlalchemy import bindparam, delete, select, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
+from provisioning.ca import ensure_material
 from reconciler.canonical import digest, is_protected, to_model
 from reconciler.db import jobs, vault
 from reconciler.db.audit import AuditEvent, append
@@ -191,7 +192,9 @@ def apply_plan(engine: Engine, plan: Plan, *, actor: str, timeout: float = 30.0,
             _Writer(connection, state, now).write(operations)
             _store_secrets(connection, operations, secrets, resolver, now)
             request_events = _settle_requests(connection, operations, resolver, actor, now)
-        events = [*(_audit_event(op, plan, actor) for op in operations), *request_events]
+            pki_events = ensure_material(connection, resolver.master_key, actor=actor, now=now)
+        events = [*(_audit_event(op, plan, actor) for op in operations), *request_events,
+                  *pki_events]
         written = append(connection, events, now)
     return ApplyResult(plan.summary(), written)
 

@@ -74,8 +74,12 @@ def test_apply_then_plan_shows_no_changes(engine, example) -> None:
     with engine.connect() as connection:
         assert verify(connection) == []
         events = connection.execute(select(func.count()).select_from(audit_events)).scalar()
+        generated = connection.execute(select(audit_events.c.action).where(
+            audit_events.c.action.in_(["ca-generate", "content-signer-issue"]))).scalars().all()
     opened = sum(op.kind == "MobileRequest" for op in first.operations)  # + request-open
-    assert events == len(first.operations) + opened
+    authorities = sum(op.kind == "CertificateAuthority" for op in first.operations)
+    assert generated.count("ca-generate") == authorities  # every example CA is generated
+    assert events == len(first.operations) + opened + len(generated)
 
 
 def test_creates_go_parents_first_and_references_are_real_rows(engine) -> None:
@@ -254,7 +258,7 @@ def test_unmigrated_and_outdated_databases_are_refused(database_url, tmp_path) -
     with engine.begin() as connection:
         connection.exec_driver_sql("CREATE TABLE alembic_version (version_num VARCHAR(32))")
         connection.exec_driver_sql("INSERT INTO alembic_version VALUES ('0000')")
-    with pytest.raises(SchemaError, match=r"revision 0000, this mimctl needs 0003; run `mimctl db upgrade`"):
+    with pytest.raises(SchemaError, match=r"revision 0000, this mimctl needs 0004; run `mimctl db upgrade`"):
         ensure_schema(engine)
     engine.dispose()
 

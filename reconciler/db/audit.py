@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.engine import Connection
 
 from reconciler.db.models import audit_events
 
 GENESIS = "0" * 64
+CHAIN_LOCK = 0x4D494D41  # "MIMA": the advisory lock that orders appends on PostgreSQL
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,11 @@ def append(connection: Connection, events: Iterable[AuditEvent],
     """Append events to the chain in one statement; returns how many were written."""
     now = now or datetime.now(UTC)
     at = now.isoformat()
+    if connection.dialect.name == "postgresql":
+        # Concurrent writers (service workers, apply, notify) must not both extend the same
+        # event: the chain is serialized by a transaction-scoped lock. SQLite writers are
+        # serialized by the database lock already.
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK})
     prev = connection.execute(
         select(audit_events.c.hash).order_by(audit_events.c.id.desc()).limit(1)).scalar()
     prev = prev or GENESIS

@@ -176,9 +176,13 @@ devices = Table(
     Column("serial_number", String(128)),
     Column("platform", String(16)),
     Column("mdm_device_id", String(128)),
-    Column("status", String(16), nullable=False),  # active, disabled, canceled, removed
-    Column("token_hash", String(128)),
-    Column("unlock_key", LargeBinary),
+    # provisioning (package sent, not confirmed), active, disabled, canceled, removed, abandoned
+    Column("status", String(16), nullable=False),
+    Column("token_hash", String(128)),  # SHA-256 of the device token (a 256-bit random value)
+    Column("unlock_key", LargeBinary),  # under the master key
+    Column("model", String(128)),
+    Column("os_version", String(64)),
+    Column("session_id", String(64)),  # the collection session that made it
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
@@ -196,17 +200,26 @@ certificates = Table(
     Column("revoked_at", DateTime(timezone=True)),
     Column("not_after", DateTime(timezone=True)),
     Column("der", LargeBinary),
+    Column("person_name", String(128), index=True),
+    Column("source", String(16)),  # device (from a CSR), server (key generated here)
+    Column("archived_key", LargeBinary),  # PKCS#8 DER under the master key (archiveKeys)
     Column("created_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("authority_name", "serial_number"),
 )
 
+# Collection sessions: opened by a collect with the right code, live until completed or expired.
+# The live ones count against Settings' maximum session count, across every worker and host.
 sessions = Table(
     "sessions", metadata,
     Column("id", String(64), primary_key=True),
     Column("job_id", Integer, ForeignKey("request_jobs.id", ondelete="CASCADE"), nullable=False),
-    Column("state", String(16), nullable=False),
+    Column("state", String(16), nullable=False),  # open, packaged, completed, expired
+    Column("device", JSON),  # what the device reported at collect
+    Column("items", JSON),  # the certificates the session delivers
+    Column("device_id", Integer),  # made when the package is built
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_sessions_live", "state", "expires_at"),
 )
 
 outbox = Table(
