@@ -20,10 +20,10 @@ def db(engine, database_url) -> str:
 def test_plan_apply_replan_exit_codes(mimctl, db) -> None:
     planned = mimctl("--db", db, "reconcile", "--plan", EXAMPLES / "quickstart")
     assert planned.exit_code == 2, planned.output
-    assert planned.output.startswith("Plan: 9 to create, 0 to update, 0 to adopt, 0 to delete.")
+    assert planned.output.startswith("Plan: 10 to create, 0 to update, 0 to adopt, 0 to delete.")
     applied = mimctl("--db", db, "reconcile", "--apply", EXAMPLES / "quickstart", "--yes")
     assert applied.exit_code == 0, applied.output
-    assert applied.output.rstrip().endswith("Applied: 9 created, 0 updated, 0 adopted, 0 deleted")
+    assert applied.output.rstrip().endswith("Applied: 10 created, 0 updated, 0 adopted, 0 deleted")
     again = mimctl("--db", db, "reconcile", "--plan", EXAMPLES / "quickstart")
     assert (again.exit_code, again.output) == (0, "No changes. The database matches the specs.\n")
 
@@ -44,7 +44,7 @@ def test_markdown_and_json_formats(mimctl, db) -> None:
     as_json = mimctl("--db", db, "reconcile", "--plan", "--format", "json",
                      EXAMPLES / "quickstart")
     data = json.loads(as_json.output)
-    assert data["format_version"] == 1 and data["summary"]["create"] == 9
+    assert data["format_version"] == 1 and data["summary"]["create"] == 10
 
 
 def test_saved_plan_applies_exactly_and_stale_one_is_refused(mimctl, db, tmp_path,
@@ -52,10 +52,10 @@ def test_saved_plan_applies_exactly_and_stale_one_is_refused(mimctl, db, tmp_pat
     saved = tmp_path / "plan.json"
     made = mimctl("--db", db, "reconcile", "--plan", EXAMPLES / "quickstart",
                   "--out", saved)
-    assert made.exit_code == 2 and json.loads(saved.read_text())["summary"]["create"] == 9
+    assert made.exit_code == 2 and json.loads(saved.read_text())["summary"]["create"] == 10
     applied = mimctl("--db", db, "reconcile", "--apply", saved)
     assert applied.exit_code == 0, applied.output
-    assert "Applied: 9 created" in applied.output
+    assert "Applied: 10 created" in applied.output
 
     stale = tmp_path / "stale.json"
     root = write_tree({})

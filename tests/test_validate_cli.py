@@ -32,6 +32,14 @@ BASE = {
           authority: issuing-ca
         ---
         apiVersion: mim/v1
+        kind: DnPolicy
+        metadata:
+          name: default
+        spec:
+          default: true
+          dn: cn=[[People.FullName]], o=Example
+        ---
+        apiVersion: mim/v1
         kind: CredentialProfile
         metadata:
           name: standard
@@ -135,21 +143,21 @@ def test_five_mistakes_in_one_file_are_all_reported_sorted_by_line(write_tree, m
     assert result.exit_code == 1
     assert result.output.splitlines() == [
         *FIVE_PROBLEMS,
-        "5 errors in 1 file (8 valid documents in 3 files)",
+        "5 errors in 1 file (9 valid documents in 3 files)",
     ]
 
 
 def test_clean_tree(write_tree, mimctl) -> None:
     result = mimctl("validate", write_tree(BASE))
     assert result.exit_code == 0
-    assert result.output == "ok: 6 valid documents in 2 files\n"
+    assert result.output == "ok: 7 valid documents in 2 files\n"
 
 
 def test_clean_single_file(write_tree, mimctl) -> None:
     root = write_tree(BASE)
     result = mimctl("validate", root / "base.yaml")
     assert result.exit_code == 0
-    assert result.output == "ok: 5 valid documents in 1 file\n"
+    assert result.output == "ok: 6 valid documents in 1 file\n"
 
 
 def test_one_error_is_singular(write_tree, mimctl) -> None:
@@ -166,7 +174,7 @@ def test_one_error_is_singular(write_tree, mimctl) -> None:
     assert result.exit_code == 1
     assert result.output.splitlines() == [
         "specs/bob.yaml:7:11: Person/bob: spec.roles[0]: unknown Role 'Admin'",
-        "1 error in 1 file (7 valid documents in 3 files)",
+        "1 error in 1 file (8 valid documents in 3 files)",
     ]
 
 
@@ -177,7 +185,7 @@ def test_json_with_problems(write_tree, mimctl) -> None:
     report = json.loads(result.output)
     assert report["format_version"] == 1
     assert report["valid"] is False
-    assert (report["files"], report["documents"]) == (3, 8)
+    assert (report["files"], report["documents"]) == (3, 9)
     assert len(report["problems"]) == 5
     assert report["problems"][0] == {
         "file": "specs/mistakes.yaml", "line": 8, "column": 10, "kind": "Device",
@@ -204,7 +212,7 @@ def test_json_when_clean(write_tree, mimctl) -> None:
     result = mimctl("validate", "--format", "json", write_tree(BASE))
     assert result.exit_code == 0
     assert json.loads(result.output) == {
-        "format_version": 1, "valid": True, "files": 2, "documents": 6, "problems": [],
+        "format_version": 1, "valid": True, "files": 2, "documents": 7, "problems": [],
     }
 
 

@@ -107,3 +107,27 @@ def invalid_dn(ctx: RuleContext) -> Iterator[Finding]:
         error = _analyse(text).dn_error
         if error is not None:
             yield Finding(document, path, f"not a valid DN: {error}")
+
+
+@rule("MIM606", "error",
+      "A profile issues certificates of a policy no DN policy covers, and there is no default DN",
+      "3.10")
+def policy_without_dn(ctx: RuleContext) -> Iterator[Finding]:
+    """Subjects come from DN policies only (never from the device's CSR): a certificate the
+    service would issue needs a DnPolicy for its policy, a default DnPolicy, or Settings'
+    dnProcessor.default. HistoricOnly certificates are never issued anew."""
+    if any(d.model.spec.default for d in ctx.of_kind("DnPolicy")) \
+            or ctx.settings.dn_processor.default is not None:
+        return
+    covered = {d.model.spec.certificate_policy for d in ctx.of_kind("DnPolicy")}
+    friendly = {d.name: d.model.spec.friendly_name for d in ctx.of_kind("CertificatePolicy")}
+    for document, spec in ctx.profiles(mobile_only=True):
+        for index, certificate in enumerate(spec.certificates):
+            name = friendly.get(certificate.policy)
+            if certificate.mode == "HistoricOnly" or name is None or name in covered:
+                continue
+            yield Finding(document, ("spec", "certificates", index, "policy"),
+                          f"certificate policy {certificate.policy!r} ({name}) has no DN "
+                          "policy and there is no default, so collection cannot name the "
+                          "certificate: add a DnPolicy with certificatePolicy: "
+                          f"{name}, or one with default: true")

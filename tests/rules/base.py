@@ -73,6 +73,14 @@ BASE: dict[str, str] = {
           friendlyName: Mobile Signing
           authority: issuing-ca
           keyUsages: [digitalSignature]
+        ---
+        apiVersion: mim/v1
+        kind: DnPolicy
+        metadata:
+          name: default
+        spec:
+          default: true
+          dn: cn=[[People.FullName]], o=Example
         """,
     "systems.yaml": """
         apiVersion: mim/v1

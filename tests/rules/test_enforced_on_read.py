@@ -70,9 +70,9 @@ CASES = [
      ("dn.yaml", 6, 22, "spec.certificatePolicy",
       "no CertificatePolicy has friendlyName 'Mobile Signin'; did you mean 'Mobile Signing'?")),
     ("MIM603",
-     changed(add={"dn.yaml": dn("one", "default: true") + "---\n" + dn("two", "default: true")}),
-     changed(add={"dn.yaml": dn("one", "default: true")}),
-     ("dn.yaml", 14, 12, "spec.default", "a default DN policy already exists: DnPolicy/one")),
+     changed(add={"dn.yaml": dn("one", "default: true")}),  # the base has one already
+     changed(add={"dn.yaml": dn("one", "certificatePolicy: Mobile Signing")}),
+     ("pki.yaml", 22, 12, "spec.default", "a default DN policy already exists: DnPolicy/one")),
     ("MIM701",
      changed({"requests.yaml": ("  delivery: Email\n", "  delivery: Email\n  kind: Renew\n")}),
      changed({"requests.yaml": ("  delivery: Email\n",
