@@ -10,6 +10,10 @@ Config keys:
 - `DATABASE_URL`: the database (default: MIM_DATABASE_URL, else the embedded SQLite file
   `sqlite:///mim.sqlite3` in the working directory; `postgresql://` means psycopg 3).
 - `TESTING`: Flask's testing flag (exceptions reach the test client).
+- `NOTIFY_INTERVAL`: seconds between the outbox sender's runs (default 30; 0 turns the sender
+  off, for deployments that run `mimctl notify flush` instead). The sender is a thread started
+  by the first request each process serves, so gunicorn's workers each run one (the outbox's
+  claims keep them from sending a message twice), with or without `--preload`.
 
 Each flow is a blueprint in its own module; the database attaches through
 `provisioning.db.init_app` and is opened on first use, never here.
@@ -17,13 +21,24 @@ Each flow is a blueprint in its own module; the database attaches through
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import atexit
+import logging
+import os
+import threading
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import Flask
 
 from provisioning import collect, db, errors, pages
+from provisioning.notify import background_sender
 from reconciler.db.engine import resolve_url
+from reconciler.db.vault import VaultError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_NOTIFY_INTERVAL = 30.0
+SENDER = "mim.sender"
 
 BLUEPRINTS = (pages.blueprint, collect.blueprint)
 
@@ -31,11 +46,39 @@ BLUEPRINTS = (pages.blueprint, collect.blueprint)
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """A provisioning service app configured by `config` (see the module docstring)."""
     app = Flask(__name__)
-    app.config.from_mapping(DATABASE_URL=None, TESTING=False)
+    app.config.from_mapping(DATABASE_URL=None, TESTING=False,
+                            NOTIFY_INTERVAL=DEFAULT_NOTIFY_INTERVAL)
     app.config.from_mapping(config or {})
     app.config["DATABASE_URL"] = resolve_url(app.config["DATABASE_URL"])
     errors.register(app)
     db.init_app(app)
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
+    if app.config["NOTIFY_INTERVAL"]:
+        app.before_request(_sender_starter(app))
     return app
+
+
+def _sender_starter(app: Flask) -> Callable[[], None]:
+    """A before-request hook that starts the outbox sender once, in the serving process."""
+    lock = threading.Lock()
+
+    def start() -> None:
+        if SENDER in app.extensions:
+            return
+        with lock:
+            if SENDER in app.extensions:
+                return
+            try:
+                key = db.master_key()
+            except VaultError as error:  # the views that need the key say so themselves
+                log.error("outbox sender not started: %s", error)
+                app.extensions[SENDER] = None
+                return
+            sender = background_sender(db.engine_of(app), key,
+                                       float(app.config["NOTIFY_INTERVAL"]),
+                                       sender=f"service pid {os.getpid()}")
+            app.extensions[SENDER] = sender
+            atexit.register(sender.stop, 5.0)
+
+    return start

@@ -73,7 +73,10 @@ def master_key() -> vault.MasterKey:
 
 
 def dispose(app: Flask) -> None:
-    """Close the app's pooled connections (tests, and a process about to end)."""
+    """Stop the app's outbox sender and close its pooled connections (tests, shutdown)."""
+    sender = app.extensions.pop("mim.sender", None)
+    if sender is not None:
+        sender.stop()
     opened = _opened(app)
     with opened.lock:
         if opened.engine is not None:

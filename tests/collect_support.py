@@ -67,7 +67,8 @@ def service(database_url: str, **config: Any) -> Iterator[httpx.Client]:
     from provisioning.app import create_app
     from provisioning.db import dispose
 
-    app = create_app({"DATABASE_URL": database_url, **config})
+    # No background sender unless asked: tests flush the outbox themselves.
+    app = create_app({"DATABASE_URL": database_url, "NOTIFY_INTERVAL": 0, **config})
     try:
         with serve(app) as running, httpx.Client(base_url=running.url, timeout=30) as client:
             yield client

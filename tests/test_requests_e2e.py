@@ -103,3 +103,25 @@ def test_smtp_down_loses_nothing_and_delivers_each_message_once(
         assert again.sent == 0
         ids = sink.message_ids()
     assert len(ids) == len(set(ids)) == 3
+
+
+def test_the_running_service_sends_the_outbox_by_itself(
+        mimctl, engine, database_url, tmp_path) -> None:
+    import time
+
+    from tests.collect_support import service
+
+    with SmtpSink() as sink:
+        root = write(tmp_path / "specs", files_for(sink))
+        assert mimctl("--db", database_url, "reconcile", "--apply", root, "--yes").exit_code == 0
+        assert sink.received == []
+        with service(database_url, NOTIFY_INTERVAL=0.2) as client:
+            assert client.get("/collect/not-a-token").status_code == 404  # the first request
+            deadline = time.monotonic() + 20
+            while len(sink.received) < 3 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.5)  # a few more runs of the sender: nothing is sent twice
+        ids = sink.message_ids()
+    assert len(ids) == len(set(ids)) == 3
+    with engine.connect() as connection:
+        assert outbox.unsent(connection) == []
