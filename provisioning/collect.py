@@ -35,8 +35,8 @@ from provisioning.dn import DnError, load_person
 from provisioning.errors import ApiError
 from provisioning.items import Item, plan_items
 from provisioning.links import aware
-from provisioning.mdm import MdmError, MdmUnavailable, UnknownSystem, open_connector
-from provisioning.mdm.restrictions import REJECTION_CODE, check
+from provisioning.mdm import MdmError, MdmUnavailable, UnknownSystem, decide
+from provisioning.mdm.restrictions import REJECTION_CODE
 from reconciler.db import codes, jobs
 from reconciler.db.audit import AuditEvent, append
 from reconciler.db.models import KIND_TABLES, certificates, devices, request_jobs, sessions
@@ -271,10 +271,8 @@ def _check_mdm(collection: Collection) -> dict[str, Any] | None:
         return None
     system = restrictions.external_system
     try:
-        with get_engine().connect() as connection:
-            connector = open_connector(connection, master_key(), system)
-        with connector:
-            decision = check(restrictions, collection.device.mdm_device_id, connector.lookup)
+        decision = decide(get_engine(), master_key(), restrictions,
+                          collection.device.mdm_device_id)
     except MdmUnavailable as error:
         retry = str(max(1, int(error.retry_after or 30)))
         raise refuse(collection, 503, "mdm_unavailable", f"the MDM {system} cannot be reached "

@@ -1,18 +1,17 @@
 """MDM connectors: Intune, Workspace ONE and BlackBerry UEM behind one interface.
 
 `open_connector` builds the connector of an ExternalSystem stored in the database, with its
-secrets decrypted under the master key; `enforce` decides a collection against a credential
-profile's MDM restrictions and audits a rejection (the manual's REST007) with the identifier
-it looked up, the system and the condition that failed.
+secrets decrypted under the master key; `decide` judges a device against a credential
+profile's MDM restrictions. The collection flow answers a refusal with the manual's REST007
+and audits the identifier looked up, the system and the condition that failed.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import httpx
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from provisioning.mdm import blackberry, intune, workspace_one  # noqa: F401  (registers them)
 from provisioning.mdm.base import (
@@ -25,26 +24,15 @@ from provisioning.mdm.base import (
     Sleep,
     Step,
 )
-from provisioning.mdm.restrictions import REJECTION_CODE, MdmDecision, check
+from provisioning.mdm.restrictions import MdmDecision, check
 from provisioning.systems import UnknownSystem, load_system, system_secrets
 from reconciler.db import vault
-from reconciler.db.audit import AuditEvent, append
 from specs.credential_profile import MdmRestrictions
 from specs.external_system import MDM_LISTENER_TYPES
 
 
 class NotAnMdm(MdmError):
     """The ExternalSystem named is not an MDM."""
-
-
-class MdmRejected(Exception):
-    """The MDM check refused the device: answer REST007; the decision says why."""
-
-    code = REJECTION_CODE
-
-    def __init__(self, decision: MdmDecision) -> None:
-        super().__init__(f"{REJECTION_CODE}: {decision.condition}")
-        self.decision = decision
 
 
 def open_connector(connection: Connection, key: vault.MasterKey, name: str, *,
@@ -60,26 +48,22 @@ def open_connector(connection: Connection, key: vault.MasterKey, name: str, *,
                                 transport=transport, sleep=sleep)
 
 
-def enforce(connection: Connection, key: vault.MasterKey, restrictions: MdmRestrictions,
-            mdm_device_id: str | None, *, actor: str, subject: dict[str, Any],
-            transport: httpx.BaseTransport | None = None, sleep: Sleep = time.sleep
-            ) -> MdmDecision:
-    """Check a collection against MDM restrictions; a rejection is audited, then raised.
+def decide(engine: Engine, key: vault.MasterKey, restrictions: MdmRestrictions,
+           mdm_device_id: str | None, *, transport: httpx.BaseTransport | None = None,
+           sleep: Sleep = time.sleep) -> MdmDecision:
+    """The MDM restrictions' verdict on a device, asking the MDM when they need to.
 
-    `subject` (request, person, profile, ...) goes into the audit event beside the decision.
-    MdmUnavailable propagates: an MDM that cannot answer is not a rejection.
+    The system is read in a short transaction; no database connection is held while the MDM
+    answers. A refusal is a decision (`allowed` false, REST007, what failed), for the caller
+    to audit and answer; MdmUnavailable propagates: an MDM that cannot answer is no verdict.
     """
     if restrictions.status == "Unrestricted" or restrictions.external_system is None:
         return check(restrictions, mdm_device_id, None)
-    with open_connector(connection, key, restrictions.external_system, transport=transport,
-                        sleep=sleep) as connector:
-        decision = check(restrictions, mdm_device_id, connector.lookup)
-    if not decision.allowed:
-        append(connection, [AuditEvent(actor, "mdm-reject", "ExternalSystem",
-                                       restrictions.external_system,
-                                       {**subject, **decision.audit_details()})])
-        raise MdmRejected(decision)
-    return decision
+    with engine.connect() as connection:
+        connector = open_connector(connection, key, restrictions.external_system,
+                                   transport=transport, sleep=sleep)
+    with connector:
+        return check(restrictions, mdm_device_id, connector.lookup)
 
 
 __all__ = [
@@ -89,12 +73,11 @@ __all__ = [
     "MdmDecision",
     "MdmError",
     "MdmProtocolError",
-    "MdmRejected",
     "MdmUnavailable",
     "NotAnMdm",
     "Step",
     "UnknownSystem",
-    "enforce",
+    "decide",
     "load_system",
     "open_connector",
 ]

@@ -1,15 +1,14 @@
-"""Enforcing a profile's MDM restrictions at collection: REST007 with its audit event."""
+"""A profile's MDM restrictions judged against the Intune stand-in (the REST007 verdict)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import select
 
-from provisioning.mdm import MdmRejected, MdmUnavailable, enforce
+from provisioning.mdm import MdmUnavailable, decide
+from provisioning.mdm.restrictions import REJECTION_CODE
 from reconciler.db import vault
-from reconciler.db.models import audit_events
 from specs.credential_profile import MdmRestrictions
 from tests.conftest import TEST_MASTER_KEY
 from tests.servers.entra_graph import make_app
@@ -63,56 +62,37 @@ MUST_BE = MdmRestrictions.model_validate({
 KEY = vault.MasterKey.parse(TEST_MASTER_KEY)
 
 
-def rejections(engine) -> list:
-    with engine.connect() as connection:
-        return connection.execute(select(audit_events).where(
-            audit_events.c.action == "mdm-reject")).all()
-
-
 def test_a_registered_clean_device_may_collect(applied) -> None:
-    with applied.begin() as connection:
-        decision = enforce(connection, KEY, MUST_BE, CLEAN, actor="device", subject=SUBJECT)
+    decision = decide(applied, KEY, MUST_BE, CLEAN)
     assert decision.allowed and decision.identifier == CLEAN
-    assert rejections(applied) == []
 
 
-def test_a_rejection_is_rest007_and_audits_what_was_looked_up(applied) -> None:
-    with applied.begin() as connection, pytest.raises(MdmRejected) as raised:
-        enforce(connection, KEY, MUST_BE, ROOTED, actor="device", subject=SUBJECT)
-    assert raised.value.code == "REST007"
-    [event] = rejections(applied)
-    assert (event.actor, event.kind, event.name) == ("device", "ExternalSystem", "Intune")
-    details = {key: value for key, value in event.details.items() if key != "at"}
-    assert details == {
-        "request": "alice/mobile-standard", "person": "alice", "code": "REST007",
-        "mdmStatus": "MustBeRegistered", "system": "Intune", "identifier": ROOTED,
+def test_a_refusal_is_rest007_and_says_what_was_looked_up(applied) -> None:
+    decision = decide(applied, KEY, MUST_BE, ROOTED)
+    assert not decision.allowed and REJECTION_CODE == "REST007"
+    assert decision.audit_details() == {
+        "code": "REST007", "mdmStatus": "MustBeRegistered", "system": "Intune",
+        "identifier": ROOTED,
         "condition": "required MDM attributes not met: jailBroken=False (the MDM has 'True')"}
 
 
 def test_must_not_be_registered(applied) -> None:
     must_not = MdmRestrictions.model_validate({"status": "MustNotBeRegistered",
                                                "externalSystem": "Intune"})
-    with applied.begin() as connection:
-        assert enforce(connection, KEY, must_not, None, actor="d", subject={}).allowed
-        unknown = "99999999-9999-9999-9999-999999999999"
-        assert enforce(connection, KEY, must_not, unknown, actor="d", subject={}).allowed
-    with applied.begin() as connection, pytest.raises(MdmRejected):
-        enforce(connection, KEY, must_not, CLEAN, actor="d", subject={})
-    [event] = rejections(applied)
-    assert event.details["condition"] == "the device is registered in the MDM and must not be"
+    assert decide(applied, KEY, must_not, None).allowed
+    assert decide(applied, KEY, must_not, "99999999-9999-9999-9999-999999999999").allowed
+    refused = decide(applied, KEY, must_not, CLEAN)
+    assert not refused.allowed
+    assert refused.condition == "the device is registered in the MDM and must not be"
 
 
-def test_an_mdm_that_is_down_is_not_a_rejection(applied, graph) -> None:
+def test_an_mdm_that_is_down_is_not_a_verdict(applied, graph) -> None:
     graph.app.state.fail(10, status=503)  # type: ignore[attr-defined]
-    with applied.begin() as connection, pytest.raises(MdmUnavailable):
-        enforce(connection, KEY, MUST_BE, CLEAN, actor="device", subject=SUBJECT,
-                sleep=lambda seconds: None)
-    assert rejections(applied) == []
+    with pytest.raises(MdmUnavailable):
+        decide(applied, KEY, MUST_BE, CLEAN, sleep=lambda seconds: None)
 
 
 def test_unrestricted_makes_no_call(applied, graph) -> None:
     graph.seen.clear()
-    with applied.begin() as connection:
-        assert enforce(connection, KEY, MdmRestrictions(), "anything", actor="d",
-                       subject={}).allowed
+    assert decide(applied, KEY, MdmRestrictions(), "anything").allowed
     assert graph.seen == []
