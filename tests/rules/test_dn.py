@@ -99,3 +99,68 @@ def test_rule_finds_the_mistake_and_not_its_fix(tmp_path, rule_id, broken, expec
 def test_bad_brackets_are_reported_once(tmp_path) -> None:
     files = changed(add=policy("cn=[[[People.Nickname]], cx=x"))
     assert [p.code for p in problems(tmp_path, files) if p.code.startswith("MIM6")] == ["MIM604"]
+
+
+# --- MIM606: every certificate the service would issue needs a subject -----------------------
+
+NO_DEFAULT = ("---\napiVersion: mim/v1\nkind: DnPolicy\nmetadata:\n  name: default\nspec:\n"
+              "  default: true\n  dn: cn=[[People.FullName]], o=Example\n", "")
+UNCOVERED = ("profiles.yaml:{line}:15: CredentialProfile/mobile-standard: "
+             "spec.certificates[{index}].policy: certificate policy '{policy}' ({name}) has no "
+             "DN policy and there is no default, so collection cannot name the certificate: add "
+             "a DnPolicy with certificatePolicy: {name}, or one with default: true")
+SIGNING_UNCOVERED = UNCOVERED.format(line=11, index=0, policy="mobile-signing",
+                                     name="Mobile Signing")
+ENCRYPTION = """
+    apiVersion: mim/v1
+    kind: CertificatePolicy
+    metadata:
+      name: mobile-encryption
+    spec:
+      friendlyName: Mobile Encryption
+      authority: issuing-ca
+      keyUsages: [keyEncipherment]
+    """
+TWO_CERTIFICATES = ("    - policy: mobile-signing\n      container: System Store\n",
+                    "    - policy: mobile-signing\n      container: System Store\n"
+                    "    - policy: mobile-encryption\n      container: System Store\n")
+
+
+def without_default(replace: dict[str, tuple[str, str]] | None = None,
+                    add: dict[str, str] | None = None) -> dict[str, str]:
+    """BASE without its default DnPolicy, then changed as `changed` would."""
+    return changed({"pki.yaml": NO_DEFAULT, **(replace or {})}, add)
+
+
+def test_a_policy_without_dn_policy_or_default_is_found(tmp_path) -> None:
+    assert found(tmp_path, without_default(), "MIM606") == [SIGNING_UNCOVERED]
+
+
+@pytest.mark.parametrize("fixed", [
+    pytest.param(without_default(add=policy("cn=[[People.FullName]], o=Example")),
+                 id="dn-policy-for-its-friendly-name"),
+    pytest.param(changed(), id="default-dn-policy"),
+    pytest.param(without_default(default("cn=[[People.FullName]], o=Example")),
+                 id="settings-dnprocessor-default"),
+    pytest.param(without_default({"profiles.yaml": (
+        "      container: System Store\n",
+        "      container: System Store\n      mode: HistoricOnly\n")}),
+        id="historic-only-issues-nothing"),
+])
+def test_a_covered_policy_is_not_found(tmp_path, fixed) -> None:
+    assert found(tmp_path, fixed, "MIM606") == []
+
+
+def test_a_dn_policy_covers_only_its_own_certificate_policy(tmp_path) -> None:
+    files = without_default({"profiles.yaml": TWO_CERTIFICATES},
+                            add={**policy("cn=[[People.FullName]], o=Example"),
+                                 "encryption.yaml": ENCRYPTION})
+    assert found(tmp_path, files, "MIM606") == [UNCOVERED.format(
+        line=13, index=1, policy="mobile-encryption", name="Mobile Encryption")]
+
+
+def test_a_dn_policy_for_another_friendly_name_does_not_cover(tmp_path) -> None:
+    other = policy("cn=[[People.FullName]], o=Example")
+    other["dn.yaml"] = other["dn.yaml"].replace("Mobile Signing", "Mobile Encryption")
+    files = without_default(add={**other, "encryption.yaml": ENCRYPTION})
+    assert found(tmp_path, files, "MIM606") == [SIGNING_UNCOVERED]

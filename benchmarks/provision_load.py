@@ -1,6 +1,6 @@
 """Collection throughput under gunicorn against the bare signing rate of the same CA key.
 
-    python benchmarks/collect_rate.py [--db URL] [--flows 60] [--workers 2] [--clients 4]
+    python benchmarks/provision_load.py [--db URL] [--flows 60] [--workers 2] [--clients 4]
 
 DESIGN.md §11: the full collect flow (two RSA-2048 certificates) under gunicorn with PostgreSQL
 must reach at least half of the bare signing rate of the same CA key, measured in the same run.
