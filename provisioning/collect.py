@@ -322,31 +322,35 @@ def _open_session(collection: Collection, now: datetime, decision: dict[str, Any
             request_jobs.c.id == job.id)).scalar()
         if status != jobs.PENDING:
             raise ApiError(409, "conflict", f"the request is {status} now")
-        connection.execute(update(sessions).where(
-            sessions.c.job_id == job.id, sessions.c.state.in_(LIVE)).values(state=EXPIRED))
-        if cap > 1:
-            live = connection.execute(select(func.count()).select_from(sessions).where(
-                sessions.c.state.in_(LIVE))).scalar_one()
+        others = (sessions.c.state.in_(LIVE), sessions.c.job_id != job.id)
+        full = None  # (live sessions, seconds until the first of them ends) at the cap
+        if cap > 1:  # a session of this request is replaced, so it does not count
+            live = connection.execute(select(func.count()).select_from(sessions)
+                                      .where(*others)).scalar_one()
             if live >= cap:
-                first = connection.execute(select(func.min(sessions.c.expires_at)).where(
-                    sessions.c.state.in_(LIVE))).scalar()
+                first = connection.execute(select(func.min(sessions.c.expires_at))
+                                           .where(*others)).scalar()
                 wait = max(1, int((aware(first) - now).total_seconds())) if first else 30
-                busy = ApiError(503, "session_limit", f"the service is at its maximum of {cap} "
-                                "collection sessions; try again later",
-                                headers={"Retry-After": str(wait)})
-                append(connection, [collection.event("collect-reject", code="session_limit",
-                                                     status=503, live=live)])
-                raise busy
-        items = plan_items(connection, collection.profile, job.person_name,
-                           collection.device.platform, now)
-        session_id = secrets.token_urlsafe(32)
-        expires_at = now + timeout
-        connection.execute(insert(sessions).values(
-            id=session_id, job_id=job.id, state=OPEN, device=collection.device.as_json(),
-            items=[item.as_json() for item in items], expires_at=expires_at, created_at=now))
-        append(connection, [collection.event("collect-start", session=_session_ref(session_id),
-                                             mdm=decision,
-                                             certificates=[i.as_json() for i in items])])
+                full = live, wait
+        if full is None:
+            connection.execute(update(sessions).where(
+                sessions.c.job_id == job.id, sessions.c.state.in_(LIVE)).values(state=EXPIRED))
+            items = plan_items(connection, collection.profile, job.person_name,
+                               collection.device.platform, now)
+            session_id = secrets.token_urlsafe(32)
+            expires_at = now + timeout
+            connection.execute(insert(sessions).values(
+                id=session_id, job_id=job.id, state=OPEN, device=collection.device.as_json(),
+                items=[item.as_json() for item in items], expires_at=expires_at,
+                created_at=now))
+            append(connection, [collection.event(
+                "collect-start", session=_session_ref(session_id), mdm=decision,
+                certificates=[item.as_json() for item in items])])
+    if full is not None:  # refused after the lock is released; the refusal is audited apart
+        live, wait = full
+        raise refuse(collection, 503, "session_limit", f"the service is at its maximum of {cap} "
+                     "collection sessions; try again later", headers={"Retry-After": str(wait)},
+                     audit={"live": live})
     return session_id, expires_at, items
 
 
