@@ -218,11 +218,16 @@ def _check_code(collection: Collection, pepper: bytes, typed: str, now: datetime
             .values(code_attempts=request_jobs.c.code_attempts + 1, updated_at=now)
             .returning(request_jobs.c.code_attempts)).scalar()
         if attempts is None:  # another attempt settled the request meanwhile
-            raise ApiError(409, "conflict", "the request changed meanwhile; try again")
+            status = connection.execute(select(request_jobs.c.status).where(
+                request_jobs.c.id == job.id)).scalar()
+            if status == jobs.LOCKED:
+                raise ApiError(423, "locked", "too many wrong authentication codes: this "
+                               "request is locked; ask for a new one", attemptsRemaining=0)
+            raise ApiError(409, "conflict", f"the request is {status} now")
         locked = attempts >= limit
         if locked:
             connection.execute(update(request_jobs).where(request_jobs.c.id == job.id).values(
-                status=jobs.LOCKED, reason="too many wrong authentication codes"))
+                status=jobs.LOCKED))
         append(connection, [collection.event(
             "collect-lockout" if locked else "collect-reject", code="locked" if locked
             else "wrong_code", status=423 if locked else 401, attempts=attempts)])
@@ -254,6 +259,11 @@ def _check_roles(collection: Collection) -> None:
 def _check_device(collection: Collection) -> None:
     restriction = collection.profile.mobile_device_restrictions if collection.profile else "Any"
     known, serial = collection.known_device, collection.device.serial_number
+    if known is not None and known.get("platform") != collection.device.platform \
+            and restriction != "Any":
+        raise refuse(collection, 403, "unknown_device",
+                     f"{serial} is registered as an {known.get('platform')} device, and this "
+                     f"one says it is {collection.device.platform}")
     if restriction == "KnownMobiles" and known is None:
         raise refuse(collection, 403, "unknown_device",
                      f"this profile only issues to registered devices, and {serial} is not one")
@@ -266,10 +276,9 @@ def _check_device(collection: Collection) -> None:
 
 def _check_mdm(collection: Collection) -> dict[str, Any] | None:
     restrictions = collection.profile.mdm_restrictions if collection.profile else None
-    if restrictions is None or restrictions.status == "Unrestricted" \
-            or restrictions.external_system is None:
+    if restrictions is None or restrictions.status == "Unrestricted":
         return None
-    system = restrictions.external_system
+    system = restrictions.external_system or "the only enabled MDM system"
     try:
         decision = decide(get_engine(), master_key(), restrictions,
                           collection.device.mdm_device_id)

@@ -136,6 +136,15 @@ def test_removing_a_pending_request_cancels_it_and_withdraws_its_messages(apply,
     assert "request-cancel" in [e.action for e in rows(db, audit_events)]
 
 
+def test_no_prune_leaves_a_removed_request_pending_and_says_so(apply, db) -> None:
+    apply(changed())
+    result = apply(changed(remove=("requests.yaml",)), "--no-prune")
+    assert ("- cancel alice/mobile-standard  MobileRequest/alice-phone (not pruned: --no-prune)"
+            in result.output)
+    assert [job.status for job in rows(db, request_jobs)] == ["pending"]
+    assert "request-cancel" not in [e.action for e in rows(db, audit_events)]
+
+
 def test_a_collected_request_stays_fulfilled_and_does_not_count_as_a_delete(
         apply, db, mimctl, tmp_path) -> None:
     apply(changed())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 import httpx
+from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
 
 from provisioning.mdm import blackberry, intune, workspace_one  # noqa: F401  (registers them)
@@ -27,6 +28,7 @@ from provisioning.mdm.base import (
 from provisioning.mdm.restrictions import MdmDecision, check
 from provisioning.systems import UnknownSystem, load_system, system_secrets
 from reconciler.db import vault
+from reconciler.db.models import KIND_TABLES
 from specs.credential_profile import MdmRestrictions
 from specs.external_system import MDM_LISTENER_TYPES
 
@@ -48,6 +50,17 @@ def open_connector(connection: Connection, key: vault.MasterKey, name: str, *,
                                 transport=transport, sleep=sleep)
 
 
+def only_mdm(connection: Connection) -> str:
+    """The one enabled MDM system, which profiles naming none ask (rule MIM503 allows that)."""
+    table = KIND_TABLES["ExternalSystem"].table
+    names = connection.execute(select(table.c.name).where(
+        table.c.listener_type.in_(MDM_LISTENER_TYPES), table.c.enabled.is_(True))).scalars().all()
+    if len(names) != 1:
+        raise UnknownSystem(f"the profile names no MDM system and there are {len(names)} "
+                            "enabled ones; name one in mdmRestrictions.externalSystem")
+    return str(names[0])
+
+
 def decide(engine: Engine, key: vault.MasterKey, restrictions: MdmRestrictions,
            mdm_device_id: str | None, *, transport: httpx.BaseTransport | None = None,
            sleep: Sleep = time.sleep) -> MdmDecision:
@@ -57,10 +70,13 @@ def decide(engine: Engine, key: vault.MasterKey, restrictions: MdmRestrictions,
     answers. A refusal is a decision (`allowed` false, REST007, what failed), for the caller
     to audit and answer; MdmUnavailable propagates: an MDM that cannot answer is no verdict.
     """
-    if restrictions.status == "Unrestricted" or restrictions.external_system is None:
+    if restrictions.status == "Unrestricted":
         return check(restrictions, mdm_device_id, None)
     with engine.connect() as connection:
-        connector = open_connector(connection, key, restrictions.external_system,
+        if restrictions.external_system is None:
+            restrictions = restrictions.model_copy(
+                update={"external_system": only_mdm(connection)})
+        connector = open_connector(connection, key, str(restrictions.external_system),
                                    transport=transport, sleep=sleep)
     with connector:
         return check(restrictions, mdm_device_id, connector.lookup)

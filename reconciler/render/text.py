@@ -160,7 +160,7 @@ def request_row(operation: Create | Delete) -> tuple[str, str, str, str]:
         spec = operation.document["spec"]
         return "+", "green", f"request {spec['person']}/{spec['credentialProfile']}", ""
     if operation.cancels:
-        return "-", "red", f"cancel {operation.label}", ""
+        return "-", "red", f"cancel {operation.label}", "" if operation.pruned else NOT_PRUNED_NOTE
     if operation.request_status == "collected":
         return "=", "cyan", f"fulfilled {operation.label}", FULFILLED_NOTE
     return "=", "cyan", f"closed {operation.label}", CLOSED_NOTE

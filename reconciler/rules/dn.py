@@ -120,7 +120,8 @@ def policy_without_dn(ctx: RuleContext) -> Iterator[Finding]:
             or ctx.settings.dn_processor.default is not None:
         return
     covered = {d.model.spec.certificate_policy for d in ctx.of_kind("DnPolicy")}
-    friendly = {d.name: d.model.spec.friendly_name for d in ctx.of_kind("CertificatePolicy")}
+    friendly = {d.name: d.model.spec.friendly_name for d in ctx.of_kind("CertificatePolicy")
+                if d.model.spec.enabled}  # a disabled policy issues nothing
     for document, spec in ctx.profiles(mobile_only=True):
         for index, certificate in enumerate(spec.certificates):
             name = friendly.get(certificate.policy)
