@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection
 from provisioning import ca
 from provisioning.dn import DnError, DnPolicies, load_person
 from provisioning.items import ARCHIVED, DEVICE, HISTORIC, SERVER, Item, load_policies
+from provisioning.links import stored_settings
 from reconciler.db import vault
 from reconciler.db.audit import AuditEvent, append
 from reconciler.db.models import KIND_TABLES, certificates, devices
@@ -110,8 +111,6 @@ class Builder:
     @classmethod
     def load(cls, connection: Connection, key: vault.MasterKey, job: Any, session: Any,
              now: datetime) -> Builder:
-        from provisioning.collect import load_settings
-
         items = [Item.from_json(item) for item in session.items]
         profile_table = KIND_TABLES["CredentialProfile"].table
         profile = CredentialProfileSpec.model_validate(connection.execute(
@@ -132,7 +131,8 @@ class Builder:
                    for row in connection.execute(select(layout_table.c.name,
                                                         layout_table.c.document)
                                                  .where(layout_table.c.name.in_(names)))}
-        return cls(key, job, session, now, load_settings(connection), profile, person,
+        return cls(key, job, session, now, stored_settings(connection) or SettingsSpec(),
+                   profile, person,
                    policies, authorities, DnPolicies.load(connection),
                    ca.load_content_signer(connection, key), stored, layouts)
 

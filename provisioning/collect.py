@@ -20,6 +20,7 @@ transport key; `complete` activates the device, fulfils the request and burns it
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,11 +31,12 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from provisioning import ca, package
+from provisioning.build import Builder
 from provisioning.db import get_engine, master_key, write_transaction
 from provisioning.dn import DnError, load_person
 from provisioning.errors import ApiError
 from provisioning.items import Item, plan_items
-from provisioning.links import aware
+from provisioning.links import aware, stored_settings
 from provisioning.mdm import MdmError, MdmUnavailable, UnknownSystem, decide
 from provisioning.mdm.restrictions import REJECTION_CODE
 from reconciler.db import codes, jobs
@@ -45,6 +47,7 @@ from specs.person import Person
 from specs.settings import SettingsSpec
 
 blueprint = Blueprint("collect", __name__, url_prefix="/provision/v1")
+log = logging.getLogger(__name__)
 
 SESSION_LOCK = 0x4D494D53  # "MIMS": serializes session admission on PostgreSQL
 OPEN, PACKAGED, COMPLETED, EXPIRED = "open", "packaged", "completed", "expired"
@@ -112,9 +115,8 @@ def _spec(connection: Connection, kind: str, name: str) -> dict[str, Any] | None
 
 
 def load_settings(connection: Connection) -> SettingsSpec:
-    table = KIND_TABLES["Settings"].table
-    document = connection.execute(select(table.c.document)).scalar()
-    return SettingsSpec.model_validate(document["spec"] if document else {})
+    """The applied Settings, or all defaults before any Settings document is applied."""
+    return stored_settings(connection) or SettingsSpec()
 
 
 @dataclass(slots=True)
@@ -395,9 +397,11 @@ def build_package(session_id: str) -> Any:
         session = _live_session(connection, session_id, now, OPEN)
         job = connection.execute(select(request_jobs).where(
             request_jobs.c.id == session.job_id)).first()
-        from provisioning.build import Builder  # the heavy part: keys, certificates, CMS
-
-        builder = Builder.load(connection, key, job, session, now)
+        try:
+            builder = Builder.load(connection, key, job, session, now)
+        except (ca.CaError, DnError) as error:
+            log.error("package for request %s: %s", job.request_name, error)
+            raise ApiError(500, "issuance_failed", str(error)) from None
     try:
         transport_key = package.load_transport_key(transport_pem)
         built = builder.build({str(c.get("certificateId")): c.get("csr") for c in csrs})
@@ -409,6 +413,7 @@ def build_package(session_id: str) -> Any:
                                               reason=str(error))])
         raise ApiError(400, error.code.lower(), str(error)) from None
     except (ca.CaError, DnError) as error:
+        log.error("package for request %s: %s", job.request_name, error)
         raise ApiError(500, "issuance_failed", str(error)) from None
     algorithm = package.ENVELOPE_ALGORITHMS[
         builder.settings.security.envelope_transport_key_algorithm]
