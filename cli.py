@@ -178,7 +178,7 @@ def reconcile(context: Context, mode: str | None, target: Path, output_format: s
     confirmation on a terminal (unless --yes) and applies in one transaction. `--apply FILE`
     applies exactly a plan saved with --out, and refuses it if the database changed since.
     """
-    from reconciler.apply import apply_plan, default_actor
+    from reconciler.apply import apply_plan, default_actor, maintain
     from reconciler.db.engine import ensure_schema
     from reconciler.plan import guard_problems, plan_to_json, read_plan_file
     from reconciler.reconcile import plan_path
@@ -221,6 +221,10 @@ def reconcile(context: Context, mode: str | None, target: Path, output_format: s
             click.echo(f"saved plan to {out_file}", err=True)
         sys.exit(2 if plan.has_changes else 0)
     if not plan.has_changes:
+        for event in maintain(engine, actor=actor, timeout=lock_timeout):
+            reason = event.details.get("reason")
+            click.echo(f"{event.action} {event.kind}/{event.name}"
+                       + (f": {reason}" if reason else ""))
         return
     if not yes:
         if not sys.stdin.isatty():

@@ -120,11 +120,14 @@ class Builder:
         if person is None:
             raise DnError(f"person {job.person_name!r} no longer exists")
         policies = load_policies(connection, sorted({item.policy for item in items}))
-        authorities = {name: ca.load_authority(connection, key, name)
-                       for name in sorted({p.authority for p in policies.values()})}
         stored_ids = [item.certificate_id for item in items if item.certificate_id is not None]
         stored = {row.id: row for row in connection.execute(
             select(certificates).where(certificates.c.id.in_(stored_ids)))} if stored_ids else {}
+        # The policies' CAs issue; a recovered certificate keeps the chain of the CA that
+        # issued it, which may since have left the policy.
+        names = {p.authority for p in policies.values()} | {
+            row.authority_name for row in stored.values()}
+        authorities = {name: ca.load_authority(connection, key, name) for name in sorted(names)}
         layout_table = KIND_TABLES["CardLayout"].table
         names = [n for n in profile.card_layouts if not n.endswith(BACK_SUFFIX)]
         layouts = {row.name: CardLayoutSpec.model_validate(row.document["spec"])
@@ -181,11 +184,12 @@ class Builder:
                 issued.append(Issued(item, certificate, authority.name, authority.chain,
                                      private_key))
             else:
-                issued.append(self._recover(item, authority))
+                issued.append(self._recover(item))
         return Built(issued)
 
-    def _recover(self, item: Item, authority: ca.Authority) -> Issued:
+    def _recover(self, item: Item) -> Issued:
         row = self.stored[item.certificate_id or 0]
+        authority = self.authorities[row.authority_name]
         certificate = x509.load_der_x509_certificate(row.der)
         plaintext = self.key.decrypt(row.archived_key, archive_place(row.authority_name,
                                                                      certificate.serial_number))

@@ -20,7 +20,7 @@ from functools import lru_cache
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
@@ -274,39 +274,125 @@ def load_content_signer(connection: Connection, key: vault.MasterKey) -> Signer:
 
 def ensure_material(connection: Connection, key: vault.MasterKey, *, actor: str,
                     now: dt.datetime) -> list[AuditEvent]:
-    """Generate the CA keys and certificates, and the content signer, that are still missing."""
-    have = {row.name for row in connection.execute(
-        select(secret_values.c.name).where(secret_values.c.kind == MATERIAL,
-                                           secret_values.c.path == "key"))}
+    """Bring the CA material in line with the applied documents; returns the audit events.
+
+    - A CA given as certificate and key must be a CA certificate whose public key is the key's:
+      CaError (the apply is refused) otherwise.
+    - A generated CA gets its key and certificate on first apply. Its subject and key size are
+      kept from then on; when the document asks for others (or a CA of the same name is
+      re-created differently), the old material is retired (kept, under
+      `<name>@retired-<serial>`, for the certificates it issued) and a new CA generated.
+    - The content-signing certificate is issued by Settings' `contentSigning.authority`, and
+      issued again when that CA's certificate changed or it ends within RENEW_BEFORE.
+    """
     events: list[AuditEvent] = []
-    made: dict[str, dict[str, bytes]] = {}
-    authorities = _documents(connection, "CertificateAuthority")
-    for name, document in sorted(authorities.items()):
-        if document.get("certificate") is not None or name in have:
-            continue
+    materials = _materials(connection, key)
+    for name, document in sorted(_documents(connection, "CertificateAuthority").items()):
         spec = CertificateAuthoritySpec.model_validate(document)
+        if spec.certificate is not None:
+            _check_given(load_authority(connection, key, name))
+            continue
+        held = materials.get(name)
+        if held is not None and _matches(held, spec):
+            continue
+        if held is not None:
+            events.append(_retire(connection, key, name, held, actor, now))
         private_key = generate_key(spec.key_size)
         certificate = self_signed(spec, private_key, now)
-        made[name] = {"key": private_pem(private_key),
-                      "certificate": certificate.public_bytes(serialization.Encoding.PEM)}
+        vault.store(connection, key, MATERIAL, {name: _material(private_key, certificate)}, now)
         events.append(AuditEvent(actor, "ca-generate", "CertificateAuthority", name, {
             "subject": certificate.subject.rfc4514_string(),
             "serial": format(certificate.serial_number, "x"),
             "fingerprint_sha256": certificate.fingerprint(hashes.SHA256()).hex()}))
-    if made:
-        vault.store(connection, key, MATERIAL, made, now)
-    authority = _settings(connection).get("contentSigning", {}).get("authority")
-    if authority is not None and content_signing_material(authority) not in have:
+    signing = _settings(connection).get("contentSigning", {})
+    if signing.get("certificate") is not None:
+        given = load_content_signer(connection, key)
+        if given.certificate.public_key().public_numbers() != \
+                given.key.public_key().public_numbers():
+            raise CaError("Settings contentSigning: the key is not the certificate's (their "
+                          "public keys differ)")
+    authority = signing.get("authority")
+    if authority is not None:
         issuer = load_authority(connection, key, authority)
-        signer_key = generate_key(CONTENT_SIGNING_KEY_SIZE)
-        certificate = content_signing_certificate(issuer, signer_key, now)
-        vault.store(connection, key, MATERIAL, {content_signing_material(authority): {
-            "key": private_pem(signer_key),
-            "certificate": certificate.public_bytes(serialization.Encoding.PEM)}}, now)
-        events.append(AuditEvent(actor, "content-signer-issue", "CertificateAuthority",
-                                 authority, {"serial": format(certificate.serial_number, "x"),
-                                             "subject": certificate.subject.rfc4514_string()}))
+        held = materials.get(content_signing_material(authority))
+        reason = _signer_stale(held, issuer, now)
+        if reason is not None:
+            signer_key = generate_key(CONTENT_SIGNING_KEY_SIZE)
+            certificate = content_signing_certificate(issuer, signer_key, now)
+            vault.store(connection, key, MATERIAL, {
+                content_signing_material(authority): _material(signer_key, certificate)}, now)
+            events.append(AuditEvent(actor, "content-signer-issue", "CertificateAuthority",
+                                     authority, {"serial": format(certificate.serial_number, "x"),
+                                                 "subject": certificate.subject.rfc4514_string(),
+                                                 "reason": reason}))
     return events
+
+
+RENEW_BEFORE = dt.timedelta(days=30)
+
+
+def _materials(connection: Connection, key: vault.MasterKey) -> dict[str, x509.Certificate]:
+    """The certificate of every CaMaterial entry, by name."""
+    rows = connection.execute(select(secret_values).where(
+        secret_values.c.kind == MATERIAL, secret_values.c.path == "certificate"))
+    return {row.name: x509.load_pem_x509_certificate(vault.open_row(key, row)) for row in rows}
+
+
+def _material(private_key: rsa.RSAPrivateKey, certificate: x509.Certificate
+              ) -> dict[str, bytes]:
+    return {"key": private_pem(private_key),
+            "certificate": certificate.public_bytes(serialization.Encoding.PEM)}
+
+
+def _matches(certificate: x509.Certificate, spec: CertificateAuthoritySpec) -> bool:
+    """Whether generated material is still the CA the document describes."""
+    public_key = certificate.public_key()
+    return (certificate.subject == build_name(parse_dn(spec.subject or ""))
+            and isinstance(public_key, rsa.RSAPublicKey)
+            and public_key.key_size == spec.key_size)
+
+
+def _retire(connection: Connection, key: vault.MasterKey, name: str,
+            certificate: x509.Certificate, actor: str, now: dt.datetime) -> AuditEvent:
+    """Keep a replaced CA's material under another name (re-encrypted: names are bound)."""
+    retired = f"{name}@retired-{certificate.serial_number:x}"[:128]
+    vault.store(connection, key, MATERIAL, {retired: vault.read(connection, key, MATERIAL, name)},
+                now)
+    vault.forget(connection, MATERIAL, [name])
+    return AuditEvent(actor, "ca-retire", "CertificateAuthority", name, {
+        "subject": certificate.subject.rfc4514_string(),
+        "serial": format(certificate.serial_number, "x"), "kept_as": retired,
+        "reason": "the document asks for another subject or key size"})
+
+
+def _check_given(authority: Authority) -> None:
+    """A CA given as certificate and key must be a CA, and the key must be the certificate's."""
+    what = f"CertificateAuthority/{authority.name}"
+    if authority.certificate.public_key().public_numbers() != \
+            authority.key.public_key().public_numbers():
+        raise CaError(f"{what}: the key is not the certificate's (their public keys differ)")
+    try:
+        constraints = authority.certificate.extensions.get_extension_for_class(
+            x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        constraints = None
+    if constraints is None or not constraints.ca:
+        raise CaError(f"{what}: the certificate is not a CA certificate (BasicConstraints "
+                      "CA:TRUE is missing)")
+
+
+def _signer_stale(held: x509.Certificate | None, issuer: Authority,
+                  now: dt.datetime) -> str | None:
+    """Why the content-signing certificate must be issued (again), or None."""
+    if held is None:
+        return "first issue"
+    try:
+        held.verify_directly_issued_by(issuer.certificate)
+    except (ValueError, TypeError, InvalidSignature):
+        return f"CertificateAuthority/{issuer.name} has another certificate now"
+    if held.not_valid_after_utc - now < RENEW_BEFORE:
+        return "renewal before expiry"
+    return None
 
 
 def self_signed(spec: CertificateAuthoritySpec, private_key: rsa.RSAPrivateKey,

@@ -18,6 +18,7 @@ one named for Android only Android devices; no container, or any other, reaches 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -59,11 +60,10 @@ class Item:
 
 def supports(container: str | None, platform: str) -> bool:
     """Whether a device of `platform` can hold a certificate in `container`."""
-    words = (container or "").lower().replace("-", " ").split()
-    if "ios" in words:
-        return platform == "ios"
-    if "android" in words:
-        return platform == "android"
+    words = set(re.split(r"[^a-z0-9]+", (container or "").lower()))
+    for named in ("ios", "android"):
+        if named in words and not words & ({"ios", "android"} - {named}):
+            return platform == named
     return True
 
 
@@ -86,6 +86,13 @@ def plan_items(connection: Connection, profile: CredentialProfileSpec | None, pe
         .where(certificates.c.person_name == person, certificates.c.archived_key.is_not(None))
         .order_by(certificates.c.id.desc())).all()
     items: list[Item] = []
+    recovered: set[int] = set()  # an archived certificate is delivered once, whoever asks
+
+    def stored(row: Any, wanted: Any, policy: CertificatePolicySpec, source: str) -> None:
+        if row.id not in recovered:
+            recovered.add(row.id)
+            items.append(_stored(row.id, wanted.policy, wanted.container, policy, source))
+
     for index, wanted in enumerate(profile.certificates):
         policy = policies.get(wanted.policy)
         if policy is None or not policy.enabled or not supports(wanted.container, platform):
@@ -93,22 +100,21 @@ def plan_items(connection: Connection, profile: CredentialProfileSpec | None, pe
         mine = [row for row in archived if row.policy_name == wanted.policy]
         delivered: int | None = None
         if wanted.mode == "HistoricOnly":
-            items += [_stored(row.id, wanted.policy, wanted.container, policy, HISTORIC)
-                      for row in mine]
+            for row in mine:
+                stored(row, wanted, policy, HISTORIC)
             continue
         if wanted.mode == "UseExisting":
-            valid = [row for row in mine if row.status == "good"
+            valid = [row for row in mine if row.status == "good" and row.id not in recovered
                      and row.not_after is not None and aware(row.not_after) > now]
             if valid:
                 delivered = valid[0].id
-                items.append(_stored(delivered, wanted.policy, wanted.container, policy,
-                                     ARCHIVED))
+                stored(valid[0], wanted, policy, ARCHIVED)
         if delivered is None:
             items.append(Item(f"new-{index}", wanted.policy, wanted.container, policy.key_size,
                               SERVER if policy.archive_keys else DEVICE))
         if wanted.archived:
-            items += [_stored(row.id, wanted.policy, wanted.container, policy, HISTORIC)
-                      for row in mine if row.id != delivered]
+            for row in mine:
+                stored(row, wanted, policy, HISTORIC)
     return items
 
 

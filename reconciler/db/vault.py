@@ -164,6 +164,11 @@ def read(connection: Connection, key: MasterKey, kind: str, name: str) -> dict[s
     return {row.path: _open(key, row) for row in rows}
 
 
+def open_row(key: MasterKey, row: Any) -> bytes:
+    """The plaintext of one secret_values row."""
+    return _open(key, row)
+
+
 def _open(key: MasterKey, row: Any) -> bytes:
     if row.key_id != key.key_id:
         raise VaultError(f"stored secrets were encrypted with master key {row.key_id}, but the "
