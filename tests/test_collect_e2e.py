@@ -199,3 +199,28 @@ def _b64(text: str) -> bytes:
     import base64
 
     return base64.b64decode(text)
+
+
+def test_old_agents_get_a_3des_envelope_when_settings_ask(mimctl, engine, database_url,
+                                                         tmp_path) -> None:
+    from provisioning.ca import load_content_signer
+    from tests.collect_support import code_of, deploy, service, token_of
+
+    deploy(mimctl, database_url, tmp_path, edits={"settings.yaml": [(
+        "  contentSigning:\n",
+        "  security:\n    envelopeTransportKeyAlgorithm: 3DES\n  contentSigning:\n")]})
+    token, code = token_of(engine), code_of(engine)
+    with service(database_url) as client:
+        device = SimulatedDevice(client)
+        session = device.collect(token, code).json()
+        packaged = device.package(session["sessionId"], device.csrs(session["certificates"]))
+    envelope = packaged.json()["envelope"]
+    assert envelope["algorithm"] == "3DES-CBC-HMAC-SHA256" and "mac" in envelope
+    with engine.connect() as connection:
+        ca = load_authority(connection, KEY, "issuing-ca").certificate
+        signer = load_content_signer(connection, KEY).certificate
+    package, signed_by = device.open(envelope, [ca])
+    assert signed_by == signer and package["person"] == "alice"
+    (entry,) = package["certificates"]
+    issued = x509.load_pem_x509_certificate(entry["certificate"].encode())
+    assert issued.subject.rfc4514_string() == "CN=Alice Example,OU=Engineering,O=Example Ltd,C=gb"
