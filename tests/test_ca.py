@@ -233,6 +233,28 @@ def test_apply_generates_each_ca_once_self_signed_and_encrypted(mimctl, engine, 
     assert len(audited(engine, "content-signer-issue")) == 1
 
 
+GIVEN_CA = """
+    apiVersion: mim/v1
+    kind: CertificateAuthority
+    metadata:
+      name: given-ca
+    spec:
+      certificate: {file: ca.crt}
+      key: {env: MIM_TEST_GIVEN_CA_KEY}
+    """
+GIVEN_SETTINGS = f"""
+    apiVersion: mim/v1
+    kind: Settings
+    metadata:
+      name: system
+    spec:
+      certificates:
+        mobileCertificateRecoveryServiceUrl: {SERVICE_URL}
+      contentSigning:
+        authority: given-ca
+    """
+
+
 def make_ca(common_name: str, key: rsa.RSAPrivateKey, days: int = 365) -> x509.Certificate:
     name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Given Ltd"),
                       x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
@@ -255,27 +277,7 @@ def test_a_ca_given_as_certificate_and_key_is_used_as_given(mimctl, engine, data
     monkeypatch.setenv("MIM_TEST_GIVEN_CA_KEY", given_key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption()).decode())
-    root = write_tree({
-        "settings.yaml": f"""
-            apiVersion: mim/v1
-            kind: Settings
-            metadata:
-              name: system
-            spec:
-              certificates:
-                mobileCertificateRecoveryServiceUrl: {SERVICE_URL}
-              contentSigning:
-                authority: given-ca
-            """,
-        "pki/ca.yaml": """
-            apiVersion: mim/v1
-            kind: CertificateAuthority
-            metadata:
-              name: given-ca
-            spec:
-              certificate: {file: ca.crt}
-              key: {env: MIM_TEST_GIVEN_CA_KEY}
-            """})
+    root = write_tree({"settings.yaml": GIVEN_SETTINGS, "pki/ca.yaml": GIVEN_CA})
     (root / "pki" / "ca.crt").write_bytes(given.public_bytes(serialization.Encoding.PEM))
     apply(mimctl, database_url, root)
 
@@ -710,28 +712,6 @@ def test_no_dn_policy_at_all_is_a_dn_error() -> None:
 
 
 # --- Keeping the material in line with the documents ---------------------------------------------
-
-GIVEN_CA = """
-    apiVersion: mim/v1
-    kind: CertificateAuthority
-    metadata:
-      name: given-ca
-    spec:
-      certificate: {file: ca.crt}
-      key: {env: MIM_TEST_GIVEN_CA_KEY}
-    """
-GIVEN_SETTINGS = f"""
-    apiVersion: mim/v1
-    kind: Settings
-    metadata:
-      name: system
-    spec:
-      certificates:
-        mobileCertificateRecoveryServiceUrl: {SERVICE_URL}
-      contentSigning:
-        authority: given-ca
-    """
-
 
 def test_a_given_key_that_is_not_the_certificates_is_refused(mimctl, engine, database_url,
                                                             write_tree, monkeypatch) -> None:
