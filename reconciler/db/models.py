@@ -207,6 +207,18 @@ certificates = Table(
     UniqueConstraint("authority_name", "serial_number"),
 )
 
+# The newest CRL of each CA: served until a revocation changes its entries or it nears its
+# nextUpdate, then signed anew with the next number.
+crls = Table(
+    "crls", metadata,
+    Column("authority_name", String(128), primary_key=True),
+    Column("number", Integer, nullable=False),
+    Column("entries_digest", String(64), nullable=False),  # SHA-256 of the revoked entries
+    Column("der", LargeBinary, nullable=False),
+    Column("this_update", DateTime(timezone=True), nullable=False),
+    Column("next_update", DateTime(timezone=True), nullable=False),
+)
+
 # Collection sessions: opened by a collect with the right code, live until completed or expired.
 # The live ones count against Settings' maximum session count, across every worker and host.
 sessions = Table(
