@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 from sqlalchemy.exc import DBAPIError
 
+from cli_commands.apikey import apikey
 from cli_commands.context import Context, pass_context, plural
 from cli_commands.device import device
 from cli_commands.mdm import mdm
@@ -290,6 +291,7 @@ def _write_json(path: Path, value: object) -> None:
 main.add_command(secret)
 main.add_command(mdm)
 main.add_command(device)
+main.add_command(apikey)
 main.add_command(notify)
 main.add_command(request)
 main.add_command(serve)

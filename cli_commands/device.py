@@ -159,3 +159,42 @@ def enable(context: Context, device_id: int, reason: str | None, actor: str | No
         connection, device_id, actor=who, now=now, reason=reason))
     click.echo(f"enabled device {device_id}; {len(event.details['released'])} certificate(s) "
                "valid again")
+
+
+@device.command("unlock-code")
+@click.argument("device_id", type=int)
+@click.option("--challenge", required=True, help="The challenge the locked phone shows.")
+@click.option("--operator", required=True,
+              help="The person asking: one of their roles must have Unlock Credential, reach "
+                   "the device's owner, and be in the profile's canUnlock.")
+@pass_context
+def unlock_code(context: Context, device_id: int, challenge: str, operator: str) -> None:
+    """Print the response that unlocks device DEVICE_ID for the challenge it shows.
+
+    The phone checks the response itself and then confirms the unlock to the service. The
+    audit log records who asked, for which challenge; refusals are audited too.
+    """
+    from reconciler.db import devices, operators, vault
+    from reconciler.db.audit import append
+
+    engine = _engine(context)
+    key = vault.load_master_key(engine.url.render_as_string(hide_password=False), create=False)
+    now = datetime.now(UTC)
+    with engine.begin() as connection:
+        row = devices.find(connection, device_id)
+        try:
+            role = operators.check(connection, operators.load_operator(connection, operator),
+                                   "unlock-code", row)
+        except operators.NotPermitted as refused:
+            append(connection, [devices.device_event(operator, "device-unlock-code-reject",
+                                                     row, reason=str(refused))])
+            refusal: operators.NotPermitted | None = refused
+        else:
+            refusal = None
+            code, event = devices.unlock_code(connection, key, device_id, challenge,
+                                              actor=operator, now=now)
+            event.details["role"] = role
+            append(connection, [event])
+    if refusal is not None:
+        raise click.ClickException(f"not permitted: {refusal}")
+    click.echo(f"unlock code for device {device_id}: {code[:4]} {code[4:]}")

@@ -30,7 +30,7 @@ from typing import Any
 
 from flask import Flask
 
-from provisioning import collect, db, devices, errors, pages, pki
+from provisioning import api, collect, db, devices, errors, pages, pki
 from provisioning.notify import background_sender
 from reconciler.db.engine import resolve_url
 from reconciler.db.vault import VaultError
@@ -40,7 +40,8 @@ log = logging.getLogger(__name__)
 DEFAULT_NOTIFY_INTERVAL = 30.0
 SENDER = "mim.sender"
 
-BLUEPRINTS = (pages.blueprint, collect.blueprint, devices.blueprint, pki.blueprint)
+BLUEPRINTS = (pages.blueprint, collect.blueprint, devices.blueprint, pki.blueprint,
+              api.blueprint)
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:

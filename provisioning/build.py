@@ -29,6 +29,7 @@ from provisioning.items import ARCHIVED, DEVICE, HISTORIC, SERVER, Item, load_po
 from provisioning.links import stored_settings
 from reconciler.db import vault
 from reconciler.db.audit import AuditEvent, append
+from reconciler.db.devices import unlock_place
 from reconciler.db.models import KIND_TABLES, certificates, devices
 from specs.card_layout import BACK_SUFFIX, CardLayoutSpec
 from specs.certificate_policy import CertificatePolicySpec
@@ -261,7 +262,7 @@ class Builder:
             platform=device.get("platform"), mdm_device_id=device.get("mdmDeviceId"),
             model=device.get("model"), os_version=device.get("osVersion"),
             status="provisioning", token_hash=token_hash,
-            unlock_key=self.key.encrypt(built.unlock_key, f"Device/{token_hash}/unlock-key"),
+            unlock_key=self.key.encrypt(built.unlock_key, unlock_place(token_hash)),
             session_id=self.session.id, created_at=self.now, updated_at=self.now)
             .returning(devices.c.id)).scalar_one()
         rows = []

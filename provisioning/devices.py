@@ -2,6 +2,8 @@
 
     GET  /provision/v1/devices/<id>/status     active, disabled, canceled or removed
     POST /provision/v1/devices/<id>/cancel     {"reason"}: the person removes the identity
+    POST /provision/v1/devices/<id>/unlock/confirm   {"challenge", "response"}: the phone
+                                               unlocked with an operator's response
 
 `Authorization: Bearer <deviceToken>`; the token is stored only as its SHA-256 and compared in
 constant time. A wrong token and an unknown device get the same 401. The status stays
@@ -19,7 +21,7 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 from sqlalchemy import select
 
-from provisioning.db import get_engine, write_transaction
+from provisioning.db import get_engine, master_key, write_transaction
 from provisioning.errors import ApiError
 from provisioning.links import stored_settings
 from reconciler.db import devices as lifecycle
@@ -87,3 +89,29 @@ def cancel(device_id: int) -> Any:
         append(connection, [event])
     return jsonify({"deviceId": row.id, "status": lifecycle.REMOVED,
                     "certificatesRevoked": revoke})
+
+
+@blueprint.post("/<int:device_id>/unlock/confirm")
+def confirm_unlock(device_id: int) -> Any:
+    row = usable(device_id)
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not all(
+            isinstance(body.get(field), str) and 0 < len(body[field]) <= 64
+            for field in ("challenge", "response")):
+        raise ApiError(400, "malformed", "the body must be {\"challenge\": ..., "
+                                         "\"response\": ...}")
+    now = datetime.now(UTC)
+    with write_transaction(get_engine()) as connection:
+        try:
+            event = lifecycle.confirm_unlock(connection, master_key(), row, body["challenge"],
+                                             body["response"], now=now)
+            refusal = None
+        except lifecycle.DeviceError as error:
+            refusal = str(error)
+            event = lifecycle.device_event(
+                f"{row.person_name} (device {row.serial_number})", "device-unlock-reject",
+                row, challenge=body["challenge"][:64], reason=refusal)
+        append(connection, [event])
+    if refusal is not None:
+        raise ApiError(403, "unlock_refused", refusal)
+    return jsonify({"deviceId": row.id, "unlocked": True})

@@ -207,6 +207,31 @@ certificates = Table(
     UniqueConstraint("authority_name", "serial_number"),
 )
 
+# Unlock codes an operator obtained for a device's challenge; the device confirms each once.
+unlock_codes = Table(
+    "unlock_codes", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("device_id", Integer, ForeignKey("devices.id", ondelete="CASCADE"), nullable=False),
+    Column("challenge", String(64), nullable=False),
+    Column("issued_by", String(256), nullable=False),
+    Column("issued_at", DateTime(timezone=True), nullable=False),
+    Column("confirmed_at", DateTime(timezone=True)),
+    Index("ix_unlock_codes_device", "device_id", "challenge"),
+)
+
+# API keys of the devices API: each bound to a person, whose roles decide what it may do.
+api_keys = Table(
+    "api_keys", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("person_name", String(128), nullable=False),
+    Column("label", String(128)),
+    Column("key_hash", String(64), nullable=False, unique=True),  # SHA-256 of the secret
+    Column("created_by", String(256), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_used_at", DateTime(timezone=True)),
+    Column("revoked_at", DateTime(timezone=True)),
+)
+
 # The newest CRL of each CA: served until a revocation changes its entries or it nears its
 # nextUpdate, then signed anew with the next number.
 crls = Table(

@@ -1,0 +1,175 @@
+"""The devices API for operators and external systems, authenticated by API keys.
+
+    GET  /api/v1/devices                        devices the key's person may act on
+    GET  /api/v1/devices/<id>                   one device and its certificates
+    POST /api/v1/devices/<id>/cancel            {"reason"}: revoke every certificate
+    POST /api/v1/devices/<id>/disable           put its certificates on hold
+    POST /api/v1/devices/<id>/enable            lift the hold
+    POST /api/v1/devices/<id>/unlock-code       {"challenge"} -> {"response"}
+
+`Authorization: Bearer <API key>` (`mimctl apikey create --person P`); only the key's SHA-256
+is stored. The person's roles decide (reconciler/db/operators.py): a refusal is 403
+`not_permitted`, audited with what was missing. A device the person's scope does not reach
+is 404, as if it did not exist.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from provisioning.db import get_engine, master_key, write_transaction
+from provisioning.errors import ApiError
+from reconciler.db import devices as lifecycle
+from reconciler.db import operators
+from reconciler.db.audit import AuditEvent, append
+from reconciler.db.models import api_keys
+
+blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
+
+KEY_PREFIX = "mimk_"
+
+
+def key_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _caller(connection: Connection) -> tuple[operators.Operator, str]:
+    """The operator behind the request's API key, and how the audit log names them."""
+    scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
+    refused = ApiError(401, "unauthorized", "a valid API key is needed "
+                       "(Authorization: Bearer mimk_...)",
+                       headers={"WWW-Authenticate": 'Bearer realm="mimctl api"'})
+    if scheme.lower() != "bearer" or not secret.strip().startswith(KEY_PREFIX):
+        raise refused
+    row = connection.execute(select(api_keys).where(
+        api_keys.c.key_hash == key_hash(secret.strip()), api_keys.c.revoked_at.is_(None))).first()
+    if row is None:
+        raise refused
+    try:
+        operator = operators.load_operator(connection, row.person_name)
+    except operators.NotPermitted as error:
+        raise ApiError(403, "not_permitted", str(error)) from None
+    return operator, f"{row.person_name} (api key {row.id})"
+
+
+def _visible(connection: Connection, operator: operators.Operator, device_id: int) -> Any:
+    try:
+        device = lifecycle.find(connection, device_id)
+    except lifecycle.DeviceError:
+        device = None
+    if device is None or not operators.sees(connection, operator, device):
+        raise ApiError(404, "unknown_device", f"no device {device_id} you may see")
+    return device
+
+
+def _device_json(row: Any) -> dict[str, Any]:
+    return {"id": row.id, "person": row.person_name, "profile": row.profile_name,
+            "status": row.status, "serialNumber": row.serial_number, "platform": row.platform,
+            "model": row.model, "mdmDeviceId": row.mdm_device_id}
+
+
+def _certificate_json(row: Any) -> dict[str, Any]:
+    return {"authority": row.authority_name, "serialNumber": row.serial_number,
+            "policy": row.policy_name, "subject": row.subject, "status": row.status,
+            "revocationReason": row.revocation_reason,
+            "notAfter": row.not_after.isoformat() if row.not_after else None}
+
+
+@blueprint.get("/devices")
+def list_devices() -> Any:
+    with get_engine().connect() as connection:
+        operator, _ = _caller(connection)
+        rows = lifecycle.listed(connection, person=request.args.get("person"),
+                                status=request.args.get("status"))
+        seen = [_device_json(row) for row in rows if operators.sees(connection, operator, row)]
+    return jsonify({"devices": seen})
+
+
+@blueprint.get("/devices/<int:device_id>")
+def show_device(device_id: int) -> Any:
+    with get_engine().connect() as connection:
+        operator, _ = _caller(connection)
+        device = _visible(connection, operator, device_id)
+        issued = lifecycle.certificates_of(connection, device_id)
+    return jsonify({**_device_json(device),
+                    "certificates": [_certificate_json(row) for row in issued]})
+
+
+def _operate(device_id: int, operation: str,
+             act: Callable[[Connection, str, datetime], tuple[AuditEvent, dict[str, Any]]]
+             ) -> Any:
+    """Check the caller may do `operation`, do it and audit it, in one transaction."""
+    with write_transaction(get_engine()) as connection:
+        operator, actor = _caller(connection)
+        device = _visible(connection, operator, device_id)
+        try:
+            role = operators.check(connection, operator, operation, device)
+        except operators.NotPermitted as error:
+            refusal = str(error)
+            append(connection, [lifecycle.device_event(actor, "api-reject", device,
+                                                       operation=operation, reason=refusal)])
+        else:
+            refusal = None
+            try:
+                event, answer = act(connection, actor, datetime.now(UTC))
+            except lifecycle.DeviceError as error:
+                raise ApiError(409, "device_state", str(error)) from None
+            event.details["role"] = role
+            append(connection, [event])
+    if refusal is not None:
+        raise ApiError(403, "not_permitted", refusal, operation=operation)
+    return jsonify(answer)
+
+
+def _json() -> dict[str, Any]:
+    body = request.get_json(silent=True)
+    return body if isinstance(body, dict) else {}
+
+
+@blueprint.post("/devices/<int:device_id>/cancel")
+def cancel_device(device_id: int) -> Any:
+    reason = _json().get("reason", "unspecified")
+    if reason not in lifecycle.REASONS:
+        raise ApiError(400, "malformed", f"reason must be one of {', '.join(lifecycle.REASONS)}",
+                       field="reason")
+    return _operate(device_id, "cancel", lambda connection, actor, now: (
+        lifecycle.cancel(connection, device_id, reason=reason, actor=actor, now=now),
+        {"deviceId": device_id, "status": lifecycle.CANCELED}))
+
+
+@blueprint.post("/devices/<int:device_id>/disable")
+def disable_device(device_id: int) -> Any:
+    return _operate(device_id, "disable", lambda connection, actor, now: (
+        lifecycle.disable(connection, device_id, actor=actor, now=now),
+        {"deviceId": device_id, "status": lifecycle.DISABLED}))
+
+
+@blueprint.post("/devices/<int:device_id>/enable")
+def enable_device(device_id: int) -> Any:
+    return _operate(device_id, "enable", lambda connection, actor, now: (
+        lifecycle.enable(connection, device_id, actor=actor, now=now),
+        {"deviceId": device_id, "status": lifecycle.ACTIVE}))
+
+
+@blueprint.post("/devices/<int:device_id>/unlock-code")
+def request_unlock_code(device_id: int) -> Any:
+    challenge = _json().get("challenge")
+    try:
+        lifecycle.normalize_challenge(challenge if isinstance(challenge, str) else "")
+    except lifecycle.DeviceError as error:
+        raise ApiError(400, "malformed", str(error), field="challenge") from None
+
+    def act(connection: Connection, actor: str, now: datetime
+            ) -> tuple[AuditEvent, dict[str, Any]]:
+        code, event = lifecycle.unlock_code(connection, master_key(), device_id, challenge,
+                                            actor=actor, now=now)
+        return event, {"deviceId": device_id, "response": code}
+
+    return _operate(device_id, "unlock-code", act)

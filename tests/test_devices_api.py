@@ -1,0 +1,198 @@
+"""The devices API and unlock: API keys, roles, workflows and scope, each refusal audited.
+
+alice's phone is collected from the real service; operators then act on it through
+/api/v1 with API keys made by `mimctl apikey`, and the phone confirms an unlock with the
+response an operator obtained, checked with the unlock key of its own package.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from reconciler.db.models import audit_events
+from tests.collect_support import code_of, deploy, service, token_of
+from tests.device import SimulatedDevice
+
+OPERATORS = """\
+apiVersion: mim/v1
+kind: Role
+metadata:
+  name: Engineering Helpdesk
+spec:
+  workflows: [Cancel Credential, Enable / Disable ID, Unlock Credential]
+  scope: Department
+---
+apiVersion: mim/v1
+kind: Person
+metadata:
+  name: carol
+spec:
+  fullName: Carol Engineer
+  group: Engineering
+  roles: [Engineering Helpdesk]
+---
+apiVersion: mim/v1
+kind: Person
+metadata:
+  name: dave
+spec:
+  fullName: Dave Elsewhere
+  group: Sales
+  roles: [Engineering Helpdesk]
+"""
+
+
+@dataclass
+class World:
+    """alice's collected phone, the service, and an API key per operator."""
+
+    client: httpx.Client
+    device_id: int
+    device_token: str
+    unlock_key: bytes
+    keys: dict[str, str]
+
+    def api(self, who: str | None, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.keys[who]}"} if who else {}
+        return self.client.request(method, f"/api/v1{path}", headers=headers, **kwargs)
+
+    def confirm(self, challenge: str, response: str) -> httpx.Response:
+        return self.client.post(f"/provision/v1/devices/{self.device_id}/unlock/confirm",
+                                headers={"Authorization": f"Bearer {self.device_token}"},
+                                json={"challenge": challenge, "response": response})
+
+
+def make_key(mimctl: Any, database_url: str, person: str) -> str:
+    made = mimctl("--db", database_url, "apikey", "create", "--person", person, "--actor", "ops")
+    assert made.exit_code == 0, made.output
+    return made.output.strip().splitlines()[-1]
+
+
+@pytest.fixture
+def world(mimctl, engine, database_url, tmp_path):
+    deploy(mimctl, database_url, tmp_path, extra=OPERATORS)
+    keys = {person: make_key(mimctl, database_url, person)
+            for person in ("alice", "bob", "carol", "dave")}
+    with service(database_url) as client:
+        device = SimulatedDevice(client)
+        session = device.collect(token_of(engine), code_of(engine)).json()
+        packaged = device.package(session["sessionId"], device.csrs(session["certificates"]))
+        assert device.complete(session["sessionId"]).status_code == 200
+        from provisioning.ca import load_authority
+        from tests.collect_support import KEY
+
+        with engine.connect() as connection:
+            ca = load_authority(connection, KEY, "issuing-ca").certificate
+        package, _ = device.open(packaged.json()["envelope"], [ca])
+        yield World(client, package["deviceId"], package["deviceToken"],
+                    base64.b64decode(package["unlockKey"]), keys)
+
+
+def refusals(engine) -> list[dict[str, Any]]:
+    with engine.connect() as connection:
+        return [row.details for row in connection.execute(select(audit_events).where(
+            audit_events.c.action.in_(["api-reject", "device-unlock-reject",
+                                       "device-unlock-code-reject"])))]
+
+
+def phone_response(unlock_key: bytes, challenge: str) -> str:
+    """What the phone computes from its own unlock key to check an operator's response."""
+    digest = hmac.new(unlock_key, b"mim-unlock-v1:" + challenge.encode(), hashlib.sha256)
+    return f"{int.from_bytes(digest.digest()[:8], 'big') % 10**8:08d}"
+
+
+def test_keys_are_needed_and_revocable(world, mimctl, database_url) -> None:
+    assert world.api(None, "GET", "/devices").status_code == 401
+    wrong = world.client.get("/api/v1/devices", headers={"Authorization": "Bearer mimk_nope"})
+    assert (wrong.status_code, wrong.json()["code"]) == (401, "unauthorized")
+    assert world.api("bob", "GET", "/devices").json()["devices"][0]["id"] == world.device_id
+    listed = mimctl("--db", database_url, "apikey", "list", "--format", "json").output
+    assert world.keys["bob"] not in listed and '"person": "bob"' in listed
+    assert mimctl("--db", database_url, "apikey", "revoke", "2", "--actor",
+                  "ops").exit_code == 0  # bob's key (made second)
+    assert world.api("bob", "GET", "/devices").status_code == 401
+
+
+def test_scope_decides_what_an_operator_sees(world) -> None:
+    assert [d["id"] for d in world.api("alice", "GET", "/devices").json()["devices"]] == [
+        world.device_id]  # Self: her own
+    assert [d["id"] for d in world.api("carol", "GET", "/devices").json()["devices"]] == [
+        world.device_id]  # Department: Engineering, like alice
+    assert world.api("dave", "GET", "/devices").json()["devices"] == []  # Sales
+    hidden = world.api("dave", "POST", f"/devices/{world.device_id}/cancel")
+    assert (hidden.status_code, hidden.json()["code"]) == (404, "unknown_device")
+    shown = world.api("carol", "GET", f"/devices/{world.device_id}").json()
+    assert shown["status"] == "active" and len(shown["certificates"]) == 1
+
+
+def test_a_missing_workflow_is_refused_and_audited(world, engine) -> None:
+    for operation in ("cancel", "disable", "unlock-code"):
+        refused = world.api("alice", "POST", f"/devices/{world.device_id}/{operation}",
+                            json={"challenge": "ABCD2345"})
+        assert (refused.status_code, refused.json()["code"]) == (403, "not_permitted")
+        assert "holds no role with the" in refused.json()["message"]
+    assert [r["operation"] for r in refusals(engine)] == ["cancel", "disable", "unlock-code"]
+    assert world.api("bob", "GET", f"/devices/{world.device_id}").json()["status"] == "active"
+
+
+def test_disable_enable_cancel_through_the_api(world, engine) -> None:
+    path = f"/devices/{world.device_id}"
+    assert world.api("carol", "POST", f"{path}/disable").json()["status"] == "disabled"
+    shown = world.api("carol", "GET", path).json()
+    assert [c["status"] for c in shown["certificates"]] == ["hold"]
+    assert world.api("carol", "POST", f"{path}/enable").json()["status"] == "active"
+    bad = world.api("carol", "POST", f"{path}/cancel", json={"reason": "whatever"})
+    assert bad.status_code == 400
+    assert world.api("carol", "POST", f"{path}/cancel",
+                     json={"reason": "keyCompromise"}).json()["status"] == "canceled"
+    again = world.api("carol", "POST", f"{path}/disable")
+    assert (again.status_code, again.json()["code"]) == (409, "device_state")
+    with engine.connect() as connection:
+        done = connection.execute(select(audit_events.c.action, audit_events.c.actor).where(
+            audit_events.c.action.like("device-%"))).all()
+    assert [action for action, _ in done] == ["device-disable", "device-enable", "device-cancel"]
+    assert {actor for _, actor in done} == {"carol (api key 3)"}
+
+
+def test_unlock_needs_can_unlock_and_is_confirmed_once(world, engine, mimctl,
+                                                       database_url) -> None:
+    path = f"/devices/{world.device_id}/unlock-code"
+    not_unlocker = world.api("carol", "POST", path, json={"challenge": "K7Q2-M9XA"})
+    assert not_unlocker.status_code == 403
+    assert "canUnlock of profile mobile-standard" in not_unlocker.json()["message"]
+    malformed = world.api("bob", "POST", path, json={"challenge": "!"})
+    assert malformed.status_code == 400
+
+    given = world.api("bob", "POST", path, json={"challenge": "K7Q2-M9XA"}).json()
+    assert given["response"] == phone_response(world.unlock_key, "K7Q2M9XA")
+    wrong = world.confirm("K7Q2M9XA", "00000000" if given["response"] != "00000000" else "1")
+    assert (wrong.status_code, wrong.json()["code"]) == (403, "unlock_refused")
+    assert world.confirm("K7Q2M9XA", given["response"]).json()["unlocked"] is True
+    replay = world.confirm("K7Q2M9XA", given["response"])
+    assert (replay.status_code, replay.json()["code"]) == (403, "unlock_refused")
+    never_asked = world.confirm("ZZZZ9999", phone_response(world.unlock_key, "ZZZZ9999"))
+    assert never_asked.status_code == 403  # no operator obtained it: refused
+
+    by_cli = mimctl("--db", database_url, "device", "unlock-code", world.device_id,
+                    "--challenge", "P4SS W0RD", "--operator", "bob")
+    assert by_cli.exit_code == 0, by_cli.output
+    code = phone_response(world.unlock_key, "P4SSW0RD")
+    assert by_cli.output.strip().endswith(f"{code[:4]} {code[4:]}")
+    refused = mimctl("--db", database_url, "device", "unlock-code", world.device_id,
+                     "--challenge", "P4SSW0RD", "--operator", "alice")
+    assert refused.exit_code == 1 and "not permitted" in refused.output
+    with engine.connect() as connection:
+        actions = connection.execute(select(audit_events.c.action).where(
+            audit_events.c.action.like("device-unlock%"))).scalars().all()
+    assert actions == ["device-unlock-code", "device-unlock-reject", "device-unlock",
+                       "device-unlock-reject", "device-unlock-reject", "device-unlock-code",
+                       "device-unlock-code-reject"]
+    assert all(given["response"] not in str(r) for r in refusals(engine))
