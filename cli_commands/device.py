@@ -198,3 +198,59 @@ def unlock_code(context: Context, device_id: int, challenge: str, operator: str)
     if refusal is not None:
         raise click.ClickException(f"not permitted: {refusal}")
     click.echo(f"unlock code for device {device_id}: {code[:4]} {code[4:]}")
+
+
+def _request_for(context: Context, device_id: int, kind: str, delivery: str,
+                 reason: str | None, actor: str | None) -> str:
+    from reconciler.apply import default_actor
+    from reconciler.db import devices, jobs, vault
+    from reconciler.db.audit import append
+
+    engine = _engine(context)
+    key = vault.load_master_key(engine.url.render_as_string(hide_password=False), create=False)
+    with engine.begin() as connection:
+        row = devices.find(connection, device_id)
+        if row.status != devices.ACTIVE:
+            raise click.ClickException(f"device {device_id} is {row.status}; only an active "
+                                       "device can be replaced or renewed")
+        name, events = jobs.open_operator_request(
+            connection, key, person=row.person_name, profile=row.profile_name, kind=kind,
+            device_serial=row.serial_number, delivery=delivery,
+            requested_by=actor or default_actor(), reason=reason, now=datetime.now(UTC))
+        append(connection, events)
+        status = jobs.latest_job(connection, name).status
+    return f"request {name} ({status})"
+
+
+DELIVERY = click.option("--delivery", type=click.Choice(["Email", "Sms", "QrCode", "ShowCode"]),
+                        default="Email", show_default=True,
+                        help="How the new request's link and code reach the person.")
+REASON = click.option("--reason", help="Why, kept with the request and in the audit log.")
+
+
+@device.command()
+@click.argument("device_id", type=int)
+@DELIVERY
+@REASON
+@ACTOR
+@pass_context
+def replace(context: Context, device_id: int, delivery: str, reason: str | None,
+            actor: str | None) -> None:
+    """Replace device DEVICE_ID: it is canceled (certificates revoked as superseded) and a new
+    request opens for the person's next phone."""
+    opened = _request_for(context, device_id, "Replace", delivery, reason, actor)
+    click.echo(f"canceled device {device_id}; {opened}")
+
+
+@device.command()
+@click.argument("device_id", type=int)
+@DELIVERY
+@REASON
+@ACTOR
+@pass_context
+def renew(context: Context, device_id: int, delivery: str, reason: str | None,
+          actor: str | None) -> None:
+    """Renew device DEVICE_ID: a request for new certificates onto the same phone, which
+    collects them with its device token (or the link and code)."""
+    click.echo(f"renewal of device {device_id}: "
+               + _request_for(context, device_id, "Renew", delivery, reason, actor))

@@ -6,6 +6,8 @@
     POST /api/v1/devices/<id>/disable           put its certificates on hold
     POST /api/v1/devices/<id>/enable            lift the hold
     POST /api/v1/devices/<id>/unlock-code       {"challenge"} -> {"response"}
+    POST /api/v1/devices/<id>/replace|renew|update   {"delivery", "reason"}: a new request;
+                                                replace cancels the device (superseded)
 
 `Authorization: Bearer <API key>` (`mimctl apikey create --person P`); only the key's SHA-256
 is stored. The person's roles decide (reconciler/db/operators.py): a refusal is 403
@@ -173,3 +175,44 @@ def request_unlock_code(device_id: int) -> Any:
         return event, {"deviceId": device_id, "response": code}
 
     return _operate(device_id, "unlock-code", act)
+
+
+DELIVERIES = ("Email", "Sms", "QrCode", "ShowCode")
+KINDS = {"replace": "Replace", "renew": "Renew", "update": "Update"}
+
+
+@blueprint.post("/devices/<int:device_id>/<any(replace, renew, update):operation>")
+def request_for_device(device_id: int, operation: str) -> Any:
+    """Open a request for a device: its replacement (the old one is canceled), renewal or
+    update (new certificates onto the same phone, which collects with its device token)."""
+    body = _json()
+    delivery = body.get("delivery", "Email")
+    reason = body.get("reason")
+    if delivery not in DELIVERIES:
+        raise ApiError(400, "malformed", f"delivery must be one of {', '.join(DELIVERIES)}",
+                       field="delivery")
+    if reason is not None and (not isinstance(reason, str) or len(reason) > 500):
+        raise ApiError(400, "malformed", "reason must be text of at most 500 characters",
+                       field="reason")
+
+    def act(connection: Connection, actor: str, now: datetime
+            ) -> tuple[AuditEvent, dict[str, Any]]:
+        from reconciler.db import jobs
+
+        device = lifecycle.find(connection, device_id)
+        if device.status != lifecycle.ACTIVE:
+            raise lifecycle.DeviceError(f"device {device_id} is {device.status}; only an "
+                                        f"active device can be {operation}d")
+        try:
+            name, events = jobs.open_operator_request(
+                connection, master_key(), person=device.person_name,
+                profile=device.profile_name, kind=KINDS[operation],
+                device_serial=device.serial_number, delivery=delivery, requested_by=actor,
+                reason=reason, now=now)
+        except jobs.JobError as error:
+            raise lifecycle.DeviceError(str(error)) from None
+        append(connection, events[:-1])  # a replacement's cancel; the request-open is `event`
+        job = jobs.latest_job(connection, name)
+        return events[-1], {"deviceId": device_id, "request": name, "status": job.status}
+
+    return _operate(device_id, operation, act)

@@ -20,7 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
 from provisioning import ca
@@ -256,15 +256,27 @@ class Builder:
         """Insert the device and its new certificates; returns the device id and package."""
         device = self.session.device or {}
         token_hash = hashlib.sha256(built.device_token.encode()).hexdigest()
-        device_id = connection.execute(insert(devices).values(
-            person_name=self.job.person_name, profile_name=self.job.profile_name,
-            job_id=self.job.id, serial_number=device.get("serialNumber"),
-            platform=device.get("platform"), mdm_device_id=device.get("mdmDeviceId"),
-            model=device.get("model"), os_version=device.get("osVersion"),
-            status="provisioning", token_hash=token_hash,
-            unlock_key=self.key.encrypt(built.unlock_key, unlock_place(token_hash)),
-            session_id=self.session.id, created_at=self.now, updated_at=self.now)
-            .returning(devices.c.id)).scalar_one()
+        facts = {"token_hash": token_hash, "mdm_device_id": device.get("mdmDeviceId"),
+                   "model": device.get("model"), "os_version": device.get("osVersion"),
+                   "unlock_key": self.key.encrypt(built.unlock_key, unlock_place(token_hash)),
+                   "updated_at": self.now}
+        if self.session.device_id is not None:  # a renewal or update: the same device
+            device_id = self.session.device_id
+            connection.execute(update(devices).where(devices.c.id == device_id)
+                               .values(**facts))
+            renewed = sorted({i.item.policy for i in built.issued if i.new})
+            connection.execute(update(certificates).where(
+                certificates.c.device_id == device_id,
+                certificates.c.policy_name.in_(renewed),
+                certificates.c.status.in_(("good", "hold"))).values(
+                status="revoked", revocation_reason="superseded", revoked_at=self.now))
+        else:
+            device_id = connection.execute(insert(devices).values(
+                person_name=self.job.person_name, profile_name=self.job.profile_name,
+                job_id=self.job.id, serial_number=device.get("serialNumber"),
+                platform=device.get("platform"), status="provisioning",
+                session_id=self.session.id, created_at=self.now, **facts)
+                .returning(devices.c.id)).scalar_one()
         rows = []
         for issued in built.issued:
             if not issued.new:

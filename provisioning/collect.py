@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 
 SESSION_LOCK = 0x4D494D53  # "MIMS": serializes session admission on PostgreSQL
 OPEN, PACKAGED, COMPLETED, EXPIRED = "open", "packaged", "completed", "expired"
+RENEWALS = ("Renew", "Update")  # they put new certificates on an issued device
 LIVE = (OPEN, PACKAGED)
 MAX_FIELD = 256
 PLATFORMS = ("ios", "android")
@@ -181,12 +182,53 @@ def collect() -> Any:
         pepper = codes.pepper(connection, key, now) if job.code_hash else b""
     _check_state(collection, now)
     _check_code(collection, pepper, typed, now)
+    return _admit(collection, now)
+
+
+def _admit(collection: Collection, now: datetime) -> Any:
+    """The checks after the code, and the session: 201 with what it delivers."""
     _check_roles(collection)
     _check_device(collection)
+    _check_renewed_device(collection)
     decision = _check_mdm(collection)
     session_id, expires_at, items = _open_session(collection, now, decision)
     return jsonify({"sessionId": session_id, "expiresAt": expires_at.isoformat(),
                     "certificates": [item.as_json() for item in items]}), 201
+
+
+@blueprint.post("/devices/<int:device_id>/collect")
+def collect_renewal(device_id: int) -> Any:
+    """A renewal or update of an issued device, which proves itself with its device token."""
+    from provisioning.devices import usable
+
+    issued = usable(device_id)
+    body = _body()
+    device = DeviceFacts.parse(body.get("device"))
+    now = datetime.now(UTC)
+    with get_engine().connect() as connection:
+        job = connection.execute(select(request_jobs).where(
+            request_jobs.c.device_id == device_id, request_jobs.c.kind.in_(RENEWALS),
+            request_jobs.c.status.in_((jobs.PENDING, jobs.AWAITING)))
+            .order_by(request_jobs.c.id.desc()).limit(1)).first()
+        if job is None:
+            raise ApiError(404, "no_renewal", f"no renewal or update of device {issued.id} "
+                                              "is pending")
+        collection = _load(connection, job, device)
+    _check_state(collection, now)
+    return _admit(collection, now)
+
+
+def _check_renewed_device(collection: Collection) -> None:
+    """A renewal or update reaches the device it is for, not another phone."""
+    job = collection.job
+    if job.kind not in RENEWALS or job.device_id is None:
+        return
+    with get_engine().connect() as connection:
+        serial = connection.execute(select(devices.c.serial_number).where(
+            devices.c.id == job.device_id)).scalar()
+    if serial != collection.device.serial_number:
+        raise refuse(collection, 403, "wrong_device", f"this {job.kind.lower()} is for device "
+                     f"{job.device_id}, not for {collection.device.serial_number}")
 
 
 def _check_state(collection: Collection, now: datetime) -> None:
@@ -353,7 +395,7 @@ def _open_session(collection: Collection, now: datetime, decision: dict[str, Any
             connection.execute(insert(sessions).values(
                 id=session_id, job_id=job.id, state=OPEN, device=collection.device.as_json(),
                 items=[item.as_json() for item in items], expires_at=expires_at,
-                created_at=now))
+                device_id=job.device_id if job.kind in RENEWALS else None, created_at=now))
             append(connection, [collection.event(
                 "collect-start", session=_session_ref(session_id), mdm=decision,
                 certificates=[item.as_json() for item in items])])

@@ -196,3 +196,78 @@ def test_unlock_needs_can_unlock_and_is_confirmed_once(world, engine, mimctl,
                        "device-unlock-reject", "device-unlock-reject", "device-unlock-code",
                        "device-unlock-code-reject"]
     assert all(given["response"] not in str(r) for r in refusals(engine))
+
+
+# --- Replace and renew ---------------------------------------------------------------------------
+
+def certificate_rows(engine) -> list[Any]:
+    from reconciler.db.models import certificates
+
+    with engine.connect() as connection:
+        return connection.execute(select(certificates).order_by(certificates.c.id)).all()
+
+
+def reveal(engine, name: str) -> tuple[str, str]:
+    from reconciler.db import jobs
+    from tests.collect_support import KEY
+
+    with engine.begin() as connection:
+        token = jobs.latest_job(connection, name).token
+        return token, jobs.reveal_code(connection, KEY, name)
+
+
+def test_replace_cancels_the_device_and_opens_a_request_for_the_next_phone(world,
+                                                                          engine) -> None:
+    [old_certificate] = certificate_rows(engine)
+    replaced = world.api("bob", "POST", f"/devices/{world.device_id}/replace",
+                         json={"delivery": "ShowCode", "reason": "phone stolen"})
+    assert replaced.status_code == 200, replaced.text
+    opened = replaced.json()
+    assert opened["status"] == "pending" and opened["request"].startswith("alice-replace-")
+    assert world.api("bob", "GET", f"/devices/{world.device_id}").json()["status"] == "canceled"
+    [revoked] = certificate_rows(engine)
+    assert (revoked.id, revoked.status, revoked.revocation_reason) == (
+        old_certificate.id, "revoked", "superseded")
+
+    token, code = reveal(engine, opened["request"])
+    phone = SimulatedDevice(world.client, serial="SIM-NEW")
+    session = phone.collect(token, code)
+    assert session.status_code == 201, session.text
+    sid = session.json()["sessionId"]
+    assert phone.package(sid, phone.csrs(session.json()["certificates"])).status_code == 200
+    assert phone.complete(sid).json()["deviceId"] != world.device_id
+    refused = world.api("alice", "POST", f"/devices/{world.device_id}/replace")
+    assert refused.status_code == 403  # alice may not replace devices
+
+
+def test_renew_puts_new_certificates_on_the_same_phone(world, engine, mimctl,
+                                                       database_url) -> None:
+    [old_certificate] = certificate_rows(engine)
+    renewed = mimctl("--db", database_url, "device", "renew", world.device_id, "--delivery",
+                     "ShowCode", "--actor", "bob")
+    assert renewed.exit_code == 0, renewed.output
+    name = renewed.output.split("request ")[1].split(" ")[0]
+    token, code = reveal(engine, name)
+    other = SimulatedDevice(world.client, serial="SIM-OTHER").collect(token, code)
+    assert (other.status_code, other.json()["code"]) == (403, "wrong_device")
+
+    phone = SimulatedDevice(world.client)  # the same phone (SIM-0001), with its device token
+    headers = {"Authorization": f"Bearer {world.device_token}"}
+    session = world.client.post(f"/provision/v1/devices/{world.device_id}/collect",
+                                headers=headers, json={"device": phone.facts})
+    assert session.status_code == 201, session.text
+    sid = session.json()["sessionId"]
+    packaged = phone.package(sid, phone.csrs(session.json()["certificates"]))
+    assert packaged.status_code == 200, packaged.text
+    assert phone.complete(sid).json()["deviceId"] == world.device_id
+
+    old, new = certificate_rows(engine)
+    assert (old.id, old.status, old.revocation_reason) == (old_certificate.id, "revoked",
+                                                          "superseded")
+    assert (new.device_id, new.status) == (world.device_id, "good")
+    stale = world.client.get(f"/provision/v1/devices/{world.device_id}/status",
+                             headers=headers)
+    assert stale.status_code == 401  # the renewal's package carries a new device token
+    none_left = world.client.post(f"/provision/v1/devices/{world.device_id}/collect",
+                                  headers=headers, json={"device": phone.facts})
+    assert none_left.status_code == 401

@@ -334,3 +334,24 @@ def states(connection: Connection, request_ids: Iterable[int]) -> dict[int, str]
             if row.request_id not in found or found[row.request_id][0] < row.id:
                 found[row.request_id] = (row.id, row.status)
     return {request_id: status for request_id, (_, status) in found.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# Requests made by operators through the API or the CLI, not through the specs
+
+def open_operator_request(connection: Connection, key: vault.MasterKey, *, person: str,
+                          profile: str, kind: str, device_serial: str | None,
+                          delivery: str, requested_by: str, reason: str | None,
+                          now: datetime) -> tuple[str, list[AuditEvent]]:
+    """Open one job as applying a MobileRequest would, without a document; returns its name.
+
+    The name says who and what (`alice-renew-20261128T101500`); the plan never shows these
+    jobs, and removing nothing cancels them: `mimctl request list` does.
+    """
+    name = f"{person}-{kind.lower()}-{now:%Y%m%dT%H%M%S%f}"[:128]
+    spec = {"person": person, "credentialProfile": profile, "kind": kind,
+            "device": device_serial, "delivery": delivery, "requestedBy": requested_by,
+            "reason": reason}
+    events = open_jobs(connection, key, [NewRequest(name, spec)], {name: None},
+                       actor=requested_by, now=now)
+    return name, events

@@ -20,7 +20,9 @@ from reconciler.errors import MimError
 from specs.role import RoleSpec
 
 WORKFLOWS = {"cancel": "Cancel Credential", "disable": "Enable / Disable ID",
-             "enable": "Enable / Disable ID", "unlock-code": "Unlock Credential"}
+             "enable": "Enable / Disable ID", "unlock-code": "Unlock Credential",
+             "replace": "Request Replacement ID", "renew": "Request Device Renewal",
+             "update": "Request Update"}
 
 
 class NotPermitted(MimError):
