@@ -10,9 +10,10 @@
                                                 replace cancels the device (superseded)
 
 `Authorization: Bearer <API key>` (`mimctl apikey create --person P`); only the key's SHA-256
-is stored. The person's roles decide (reconciler/db/operators.py): a refusal is 403
-`not_permitted`, audited with what was missing. A device the person's scope does not reach
-is 404, as if it did not exist.
+is stored. The person's roles decide (reconciler/db/operators.py): a refusal — no role with
+the workflow, a scope that does not reach the device's owner, a role missing from the
+profile — is 403 `not_permitted`, audited with what was missing. Lists show only the devices
+the person's scope reaches.
 """
 
 from __future__ import annotations
@@ -61,14 +62,11 @@ def _caller(connection: Connection) -> tuple[operators.Operator, str]:
     return operator, f"{row.person_name} (api key {row.id})"
 
 
-def _visible(connection: Connection, operator: operators.Operator, device_id: int) -> Any:
+def _device(connection: Connection, device_id: int) -> Any:
     try:
-        device = lifecycle.find(connection, device_id)
+        return lifecycle.find(connection, device_id)
     except lifecycle.DeviceError:
-        device = None
-    if device is None or not operators.sees(connection, operator, device):
-        raise ApiError(404, "unknown_device", f"no device {device_id} you may see")
-    return device
+        raise ApiError(404, "unknown_device", f"no device {device_id}") from None
 
 
 def _device_json(row: Any) -> dict[str, Any]:
@@ -96,10 +94,19 @@ def list_devices() -> Any:
 
 @blueprint.get("/devices/<int:device_id>")
 def show_device(device_id: int) -> Any:
-    with get_engine().connect() as connection:
-        operator, _ = _caller(connection)
-        device = _visible(connection, operator, device_id)
-        issued = lifecycle.certificates_of(connection, device_id)
+    with write_transaction(get_engine()) as connection:
+        operator, actor = _caller(connection)
+        device = _device(connection, device_id)
+        refusal = None
+        if not operators.sees(connection, operator, device):
+            refusal = (f"the scope of {operator.name}'s roles does not reach "
+                       f"{device.person_name}")
+            append(connection, [lifecycle.device_event(actor, "api-reject", device,
+                                                       operation="show", reason=refusal)])
+        else:
+            issued = lifecycle.certificates_of(connection, device_id)
+    if refusal is not None:
+        raise ApiError(403, "not_permitted", refusal, operation="show")
     return jsonify({**_device_json(device),
                     "certificates": [_certificate_json(row) for row in issued]})
 
@@ -110,7 +117,7 @@ def _operate(device_id: int, operation: str,
     """Check the caller may do `operation`, do it and audit it, in one transaction."""
     with write_transaction(get_engine()) as connection:
         operator, actor = _caller(connection)
-        device = _visible(connection, operator, device_id)
+        device = _device(connection, device_id)
         try:
             role = operators.check(connection, operator, operation, device)
         except operators.NotPermitted as error:
@@ -216,3 +223,52 @@ def request_for_device(device_id: int, operation: str) -> Any:
         return events[-1], {"deviceId": device_id, "request": name, "status": job.status}
 
     return _operate(device_id, operation, act)
+
+
+@blueprint.post("/requests")
+def request_mobile_id() -> Any:
+    """Request a mobile ID for a person, as applying a MobileRequest would (Request ID)."""
+    from reconciler.db import jobs
+    from reconciler.db.models import KIND_TABLES
+
+    body = _json()
+    person, profile = body.get("person"), body.get("profile")
+    delivery, reason = body.get("delivery", "Email"), body.get("reason")
+    for field, value in (("person", person), ("profile", profile)):
+        if not isinstance(value, str) or not value or len(value) > 128:
+            raise ApiError(400, "malformed", f"{field} must be a name", field=field)
+    if delivery not in DELIVERIES:
+        raise ApiError(400, "malformed", f"delivery must be one of {', '.join(DELIVERIES)}",
+                       field="delivery")
+    if reason is not None and (not isinstance(reason, str) or len(reason) > 500):
+        raise ApiError(400, "malformed", "reason must be text of at most 500 characters",
+                       field="reason")
+    with write_transaction(get_engine()) as connection:
+        operator, actor = _caller(connection)
+        for kind, name in (("Person", person), ("CredentialProfile", profile)):
+            table = KIND_TABLES[kind].table
+            if connection.execute(select(table.c.id).where(table.c.name == name)).first() \
+                    is None:
+                raise ApiError(404, f"unknown_{kind.lower()}", f"no {kind} {name!r}")
+        try:
+            role = operators.check_request(connection, operator, str(person), str(profile))
+        except operators.NotPermitted as error:
+            refusal = str(error)
+            append(connection, [AuditEvent(actor, "api-reject", "Person", str(person), {
+                "operation": "request", "profile": profile, "reason": refusal})])
+        else:
+            refusal = None
+            try:
+                name, events = jobs.open_operator_request(
+                    connection, master_key(), person=str(person), profile=str(profile),
+                    kind="Issue", device_serial=None, delivery=delivery, requested_by=actor,
+                    reason=reason, now=datetime.now(UTC))
+            except jobs.JobError as error:
+                raise ApiError(409, "request_refused", str(error)) from None
+            events[-1].details["role"] = role
+            append(connection, events)
+            status = jobs.latest_job(connection, name).status
+    if refusal is not None:
+        raise ApiError(403, "not_permitted", refusal, operation="request")
+    return jsonify({"request": name, "person": person, "profile": profile,
+                    "status": status}), 201

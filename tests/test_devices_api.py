@@ -27,7 +27,8 @@ kind: Role
 metadata:
   name: Engineering Helpdesk
 spec:
-  workflows: [Cancel Credential, Enable / Disable ID, Unlock Credential]
+  workflows: [Cancel Credential, Enable / Disable ID, Unlock Credential,
+              Request Replacement ID, Request Device Renewal, Request Update]
   scope: Department
 ---
 apiVersion: mim/v1
@@ -127,10 +128,51 @@ def test_scope_decides_what_an_operator_sees(world) -> None:
     assert [d["id"] for d in world.api("carol", "GET", "/devices").json()["devices"]] == [
         world.device_id]  # Department: Engineering, like alice
     assert world.api("dave", "GET", "/devices").json()["devices"] == []  # Sales
-    hidden = world.api("dave", "POST", f"/devices/{world.device_id}/cancel")
-    assert (hidden.status_code, hidden.json()["code"]) == (404, "unknown_device")
     shown = world.api("carol", "GET", f"/devices/{world.device_id}").json()
     assert shown["status"] == "active" and len(shown["certificates"]) == 1
+    missing = world.api("carol", "GET", "/devices/999")
+    assert (missing.status_code, missing.json()["code"]) == (404, "unknown_device")
+
+
+# Every operation, by an operator whose roles lack its workflow (alice), or whose scope does
+# not reach alice (dave, Sales): 403, audited, the device untouched.
+OPERATIONS = [("GET", "", None, "show"), ("POST", "/cancel", None, "cancel"),
+              ("POST", "/disable", None, "disable"), ("POST", "/enable", None, "enable"),
+              ("POST", "/unlock-code", {"challenge": "ABCD2345"}, "unlock-code"),
+              ("POST", "/replace", None, "replace"), ("POST", "/renew", None, "renew"),
+              ("POST", "/update", None, "update")]
+
+
+@pytest.mark.parametrize(("method", "suffix", "body", "operation"), OPERATIONS,
+                         ids=[o[3] for o in OPERATIONS])
+def test_every_operation_is_refused_outside_workflow_or_scope(world, engine, method, suffix,
+                                                              body, operation) -> None:
+    expected = [("dave", "does not reach alice")]
+    if operation != "show":  # alice may look at her own device
+        expected.insert(0, ("alice", "holds no role with the"))
+    for who, why in expected:
+        refused = world.api(who, method, f"/devices/{world.device_id}{suffix}", json=body)
+        assert (refused.status_code, refused.json()["code"]) == (403, "not_permitted"), who
+        assert why in refused.json()["message"]
+    assert [(r["operation"], why in r["reason"]) for r, (_, why) in
+            zip(refusals(engine), expected, strict=True)] == [(operation, True)] * len(expected)
+    assert world.api("bob", "GET", f"/devices/{world.device_id}").json()["status"] == "active"
+
+
+def test_requesting_a_mobile_id_needs_request_id_and_can_request(world, engine) -> None:
+    body = {"person": "alice", "profile": "mobile-standard", "delivery": "ShowCode"}
+    for who in ("alice", "dave"):
+        refused = world.api(who, "POST", "/requests", json=body)
+        assert (refused.status_code, refused.json()["code"]) == (403, "not_permitted")
+    assert [r["operation"] for r in refusals(engine)] == ["request", "request"]
+    unknown = world.api("bob", "POST", "/requests", json={**body, "profile": "nope"})
+    assert unknown.status_code == 404
+    made = world.api("bob", "POST", "/requests", json=body)
+    assert made.status_code == 201, made.text
+    assert made.json()["status"] == "pending" and made.json()["request"].startswith("alice-issue")
+    token, code = reveal(engine, made.json()["request"])
+    assert SimulatedDevice(world.client, serial="SIM-NEXT").collect(token, code).status_code \
+        == 201
 
 
 def test_a_missing_workflow_is_refused_and_audited(world, engine) -> None:

@@ -95,3 +95,32 @@ def check(connection: Connection, operator: Operator, operation: str, device: An
             raise NotPermitted(f"none of {operator.name}'s roles is in canUnlock of profile "
                                f"{device.profile_name} ({', '.join(sorted(allowed)) or 'none'})")
     return sorted(reaching)[0]
+
+
+def check_request(connection: Connection, operator: Operator, person: str,
+                  profile: str) -> str:
+    """The role that lets the operator request a mobile ID of `profile` for `person`.
+
+    Request ID for others, or Request My ID for oneself, in a role whose scope reaches the
+    person and which the profile lists in canRequest.
+    """
+    workflow = "Request My ID" if person == operator.name else "Request ID"
+    granting = {name: role for name, role in operator.roles.items()
+                if workflow in role.workflows or "Request ID" in role.workflows}
+    if not granting:
+        raise NotPermitted(f"{operator.name} holds no role with the {workflow} workflow")
+    group = _group(connection, person)
+    reaching = {name for name, role in granting.items()
+                if covers(role.scope, operator, person, group)}
+    if not reaching:
+        raise NotPermitted(f"the scope of {operator.name}'s request roles does not reach "
+                           f"{person}")
+    profiles = KIND_TABLES["CredentialProfile"].table
+    document = connection.execute(select(profiles.c.document).where(
+        profiles.c.name == profile)).scalar()
+    allowed = set((document or {}).get("spec", {}).get("roles", {}).get("canRequest", []))
+    permitted = sorted(reaching & allowed)
+    if not permitted:
+        raise NotPermitted(f"none of {operator.name}'s request roles is in canRequest of "
+                           f"profile {profile} ({', '.join(sorted(allowed)) or 'none'})")
+    return permitted[0]
