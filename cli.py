@@ -15,6 +15,7 @@ import click
 from sqlalchemy.exc import DBAPIError
 
 from cli_commands.apikey import apikey
+from cli_commands.audit import audit
 from cli_commands.context import Context, pass_context, plural
 from cli_commands.device import device
 from cli_commands.mdm import mdm
@@ -292,6 +293,7 @@ main.add_command(secret)
 main.add_command(mdm)
 main.add_command(device)
 main.add_command(apikey)
+main.add_command(audit)
 main.add_command(notify)
 main.add_command(request)
 main.add_command(serve)

@@ -70,16 +70,50 @@ def append(connection: Connection, events: Iterable[AuditEvent],
 
 
 def verify(connection: Connection) -> list[str]:
-    """Problems found walking the chain from the first event; an empty list means intact."""
-    problems = []
-    prev = GENESIS
-    for row in connection.execute(select(audit_events).order_by(audit_events.c.id)):
+    """Problems found walking the chain from the first event; an empty list means intact.
+
+    Each problem names the row where the chain breaks and what happened there: a row whose
+    content no longer matches its own hash was edited; a row that does not follow its
+    predecessor follows another row of the log (rows reordered) or none (rows removed before
+    it). Rows are read in batches, never all at once.
+    """
+    problems: list[str] = []
+    hashes = set(connection.execute(select(audit_events.c.hash)).scalars())
+    prev, prev_id = GENESIS, None
+    rows = connection.execution_options(yield_per=1000).execute(
+        select(audit_events).order_by(audit_events.c.id))
+    for row in rows:
         details = row.details
-        expected = _event_hash(prev, details.get("at", ""), AuditEvent(
+        expected = _event_hash(row.prev_hash, details.get("at", ""), AuditEvent(
             row.actor, row.action, row.kind, row.name, details))
-        if row.prev_hash != prev:
-            problems.append(f"event {row.id}: previous hash does not match event before it")
         if row.hash != expected:
-            problems.append(f"event {row.id}: content does not match its hash (edited?)")
-        prev = row.hash
+            problems.append(f"event {row.id}: edited (its content no longer matches its hash)")
+        elif row.prev_hash != prev:
+            after = f"event {prev_id}" if prev_id is not None else "the start of the log"
+            if row.prev_hash in hashes:
+                problems.append(f"event {row.id}: out of order (it does not follow {after})")
+            else:
+                problems.append(f"event {row.id}: the event(s) before it were removed (it "
+                                f"does not follow {after})")
+        prev, prev_id = row.hash, row.id
     return problems
+
+
+# The PostgreSQL guard (migration 0007): the table refuses UPDATE, DELETE and TRUNCATE.
+POSTGRES_GUARD = """
+CREATE OR REPLACE FUNCTION mim_audit_append_only() RETURNS trigger AS $$
+BEGIN
+    RAISE EXCEPTION 'audit_events is append-only: % is refused', TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END;
+$$ LANGUAGE plpgsql;
+CREATE TRIGGER audit_events_append_only BEFORE UPDATE OR DELETE ON audit_events
+    FOR EACH ROW EXECUTE FUNCTION mim_audit_append_only();
+CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events
+    FOR EACH STATEMENT EXECUTE FUNCTION mim_audit_append_only();
+"""
+POSTGRES_UNGUARD = """
+DROP TRIGGER IF EXISTS audit_events_no_truncate ON audit_events;
+DROP TRIGGER IF EXISTS audit_events_append_only ON audit_events;
+DROP FUNCTION IF EXISTS mim_audit_append_only();
+"""
