@@ -346,6 +346,14 @@ def test_no_output_of_a_full_run_contains_a_secret(mimctl, db, tmp_path, monkeyp
                 for fmt in ("text", "json", "markdown")]
     assert "(sensitive value changed)" in outputs[-3]
     outputs.append(mimctl("--db", db, "reconcile", "--apply", root, "--yes").output)
+    exported = tmp_path / "exported"
+    written = mimctl("--db", db, "export", "--out", exported).output
+    assert "secret to fill in: MIM_EXTERNALSYSTEM_INTUNE_PRODUCTION_CLIENTSECRET" in written
+    outputs += [mimctl("--db", db, "export").output, written,
+                *(path.read_text() for path in sorted(exported.iterdir())),
+                mimctl("--db", db, "audit", "log").output,
+                mimctl("--db", db, "audit", "log", "--format", "json").output,
+                mimctl("--db", db, "audit", "verify").output]
     outputs += [saved.read_text(), _database_text(db), caplog.text]
 
     everything = "\n".join(outputs)
