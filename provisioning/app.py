@@ -30,7 +30,7 @@ from typing import Any
 
 from flask import Flask
 
-from provisioning import api, collect, db, devices, errors, pages, pki
+from provisioning import api, collect, db, devices, errors, openapi, pages, pki
 from provisioning.notify import background_sender
 from reconciler.db.engine import resolve_url
 from reconciler.db.vault import VaultError
@@ -41,7 +41,7 @@ DEFAULT_NOTIFY_INTERVAL = 30.0
 SENDER = "mim.sender"
 
 BLUEPRINTS = (pages.blueprint, collect.blueprint, devices.blueprint, pki.blueprint,
-              api.blueprint)
+              api.blueprint, openapi.blueprint)
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
