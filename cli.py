@@ -18,6 +18,7 @@ from cli_commands.apikey import apikey
 from cli_commands.audit import audit
 from cli_commands.context import Context, pass_context, plural
 from cli_commands.device import device
+from cli_commands.diff import diff_command
 from cli_commands.export import export_command
 from cli_commands.render import render
 from cli_commands.mdm import mdm
@@ -298,6 +299,7 @@ main.add_command(apikey)
 main.add_command(audit)
 main.add_command(export_command)
 main.add_command(render)
+main.add_command(diff_command)
 main.add_command(notify)
 main.add_command(request)
 main.add_command(serve)
