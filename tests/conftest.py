@@ -11,6 +11,8 @@ from click.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
+# The example spec repositories (examples/ci holds CI recipes, not specs).
+SPEC_EXAMPLES = sorted(path for path in EXAMPLES.iterdir() if path.is_dir() and path.name != "ci")
 
 
 @pytest.fixture

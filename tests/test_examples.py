@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from reconciler.validate import validate
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, SPEC_EXAMPLES
 
-EXAMPLE_DIRS = sorted(p for p in EXAMPLES.iterdir() if p.is_dir())
+EXAMPLE_DIRS = SPEC_EXAMPLES
 
 
 def test_examples_exist() -> None:

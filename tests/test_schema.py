@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from reconciler.yamlnodes import NodeConverter, compose_documents, is_empty
 from specs import KINDS
 from specs.schema import DIALECT, all_kinds_schema, kind_schema
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, SPEC_EXAMPLES
 
 Validator = jsonschema.Draft202012Validator
 ALL_KINDS_FILE = "mimctl.schema.json"
@@ -93,7 +93,7 @@ def test_schema_out_can_be_rerun_into_the_same_folder(mimctl, tmp_path: Path) ->
 
 
 def _example_documents() -> Iterator[tuple[str, Any]]:
-    for path in sorted(EXAMPLES.rglob("*")):
+    for path in sorted(p for example in SPEC_EXAMPLES for p in example.rglob("*")):
         if path.suffix not in (".yaml", ".yml"):
             continue
         converter = NodeConverter()
