@@ -20,9 +20,10 @@ from cli_commands.context import Context, pass_context, plural
 from cli_commands.device import device
 from cli_commands.diff import diff_command
 from cli_commands.export import export_command
-from cli_commands.render import render
 from cli_commands.mdm import mdm
 from cli_commands.notify import notify
+from cli_commands.progress import progress
+from cli_commands.render import render
 from cli_commands.request import request
 from cli_commands.secret import secret
 from cli_commands.serve import serve
@@ -202,7 +203,9 @@ def reconcile(context: Context, mode: str | None, target: Path, output_format: s
                                        f"{here}; make a plan against this database")
         ensure_schema(engine)
         click.echo(render(plan, "text", color=sys.stdout.isatty()), nl=False)
-        result = apply_plan(engine, plan, actor=actor, timeout=lock_timeout, check_state=True)
+        with progress("Applying", len(plan.effective)) as advance:
+            result = apply_plan(engine, plan, actor=actor, timeout=lock_timeout,
+                                check_state=True, advance=advance)
         click.echo(_applied(result.applied))
         return
     planned = plan_path(target, engine, prune=prune, adopt=adopt)
@@ -237,7 +240,9 @@ def reconcile(context: Context, mode: str | None, target: Path, output_format: s
             raise click.ClickException("not on a terminal: pass --yes to apply without "
                                        "confirmation")
         click.confirm("Apply these changes?", abort=True)
-    result = apply_plan(engine, plan, actor=actor, timeout=lock_timeout, check_state=False)
+    with progress("Applying", len(plan.effective)) as advance:
+        result = apply_plan(engine, plan, actor=actor, timeout=lock_timeout, check_state=False,
+                            advance=advance)
     click.echo(_applied(result.applied))
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from cli_commands.context import Context, pass_context, plural
+from cli_commands.progress import progress
 
 
 @click.command("export")
@@ -29,7 +30,9 @@ def export_command(context: Context, out_dir: Path | None) -> None:
     engine = context.engine()
     ensure_schema(engine)
     with engine.connect() as connection:
-        exported = export(read_state(connection))
+        state = read_state(connection)
+    with progress("Exporting", len(state.objects)) as advance:
+        exported = export(state, advance)
     if out_dir is None:
         click.echo("---\n".join(exported.files.values()), nl=False)
     else:

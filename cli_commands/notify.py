@@ -7,12 +7,14 @@ only what it is for, its channel, system and recipient, and how its delivery goe
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from typing import Any
 
 import click
 
 from cli_commands.context import Context, pass_context, plural
+from cli_commands.progress import progress
 
 
 @click.group()
@@ -43,7 +45,9 @@ def flush_command(context: Context, limit: int) -> None:
     engine = context.engine()
     ensure_schema(engine)
     key = vault.load_master_key(engine.url.render_as_string(hide_password=False), create=False)
-    result = flush(engine, key, sender="mimctl notify flush", limit=limit)
+    with ExitStack() as stack:
+        result = flush(engine, key, sender="mimctl notify flush", limit=limit,
+                       on_claimed=lambda count: stack.enter_context(progress("Sending", count)))
     for failure in result.failures:
         retry = f"; retrying from {iso(failure.retry_at)}" if failure.retry_at else ""
         click.echo(f"failed: message {failure.id} ({failure.purpose} by {failure.channel}) "

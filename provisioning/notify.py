@@ -315,11 +315,13 @@ def _transaction(engine: Engine) -> Iterator[Connection]:
 
 def flush(engine: Engine, key: MasterKey, *, sender: str = "mimctl",
           now: datetime | None = None, limit: int = 100,
-          ssl_context: ssl.SSLContext | None = None) -> FlushResult:
+          ssl_context: ssl.SSLContext | None = None,
+          on_claimed: Callable[[int], Callable[[int], None]] | None = None) -> FlushResult:
     """Send up to `limit` due messages once; failures are put back for a later try.
 
     `now` fixes the clock (tests); by default each step reads the current time. `ssl_context`
-    replaces the default TLS trust for SMTP (a relay with a private CA).
+    replaces the default TLS trust for SMTP (a relay with a private CA). `on_claimed(count)`
+    returns a callback told of each message handled (the CLI's progress bar).
     """
     clock = _clock(now)
     with _transaction(engine) as connection:
@@ -327,6 +329,7 @@ def flush(engine: Engine, key: MasterKey, *, sender: str = "mimctl",
     started = time.monotonic()
     gateways = _load_gateways(engine, key, {item.message.system for item in claimed})
     sent, failures = 0, list[Failure]()
+    advance = on_claimed(len(claimed)) if on_claimed is not None else (lambda done: None)
     for position, item in enumerate(claimed):
         if time.monotonic() - started > CLAIM_MARGIN:
             log.warning("outbox: claim too old, leaving %d messages for a later flush",
@@ -340,6 +343,7 @@ def flush(engine: Engine, key: MasterKey, *, sender: str = "mimctl",
             sent += 1
         else:
             failures.append(failure)
+        advance(1)
     return FlushResult(sent, tuple(failures), _unsent(engine) - len(failures))
 
 

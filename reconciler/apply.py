@@ -12,7 +12,7 @@ import getpass
 import os
 import socket
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -171,7 +171,8 @@ def default_actor() -> str:
 
 
 def apply_plan(engine: Engine, plan: Plan, *, actor: str, timeout: float = 30.0,
-               check_state: bool = True) -> ApplyResult:
+               check_state: bool = True,
+               advance: Callable[[int], None] | None = None) -> ApplyResult:
     """Apply `plan` in one transaction under the apply lock.
 
     With `check_state` (a saved plan), any change to the database since planning refuses the
@@ -189,7 +190,7 @@ def apply_plan(engine: Engine, plan: Plan, *, actor: str, timeout: float = 30.0,
         _check_rows(operations, state)
         now = _now()
         with paused_gc():
-            _Writer(connection, state, now).write(operations)
+            _Writer(connection, state, now, advance).write(operations)
             _store_secrets(connection, operations, secrets, resolver, now)
             request_events = _settle_requests(connection, operations, resolver, actor, now)
             pki_events = ensure_material(connection, resolver.master_key, actor=actor, now=now)
@@ -285,10 +286,12 @@ def _chunks(values: list[Any]) -> Iterator[list[Any]]:
 class _Writer:
     """The bulk statements of one apply."""
 
-    def __init__(self, connection: Connection, state: State, now: datetime) -> None:
+    def __init__(self, connection: Connection, state: State, now: datetime,
+                 advance: Callable[[int], None] | None = None) -> None:
         self.connection = connection
         self.state = state
         self.now = now
+        self.advance = advance or (lambda done: None)
 
     def write(self, operations: list[Operation]) -> None:
         deletes = [op for op in operations if isinstance(op, Delete)]
@@ -297,8 +300,11 @@ class _Writer:
         self._check_deletable(deletes, rewrites)
         self._drop_references([*deletes, *rewrites])
         self._delete_rows(deletes)
+        self.advance(len(deletes))
         self._insert_rows(creates)
+        self.advance(len(creates))
         self._update_rows(rewrites)
+        self.advance(len(rewrites))
         self._insert_references([*creates, *rewrites])
 
     def _stored_id(self, op: Operation) -> int:

@@ -10,6 +10,7 @@ operator to fill in (or to seal) before the first plan.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,8 +60,9 @@ def _references(value: Any, kind: str, name: str, path: str, found: list[tuple[s
     return value
 
 
-def export(state: State) -> Export:
-    """Documents for every configuration object of `state`, one YAML file per kind."""
+def export(state: State, advance: Callable[[int], None] | None = None) -> Export:
+    """Documents for every configuration object of `state`, one YAML file per kind;
+    `advance(1)` is called after each object (the CLI's progress bar)."""
     result = Export()
     by_kind: dict[str, list[dict[str, Any]]] = {}
     for (kind, name), stored in sorted(state.objects.items(),
@@ -78,6 +80,8 @@ def export(state: State) -> Export:
         if dumped.get("spec"):
             text["spec"] = dumped["spec"]
         by_kind.setdefault(kind, []).append(text)
+        if advance is not None:
+            advance(1)
     for kind, documents in by_kind.items():
         result.files[FILES[kind]] = "---\n".join(_yaml(document) for document in documents)
     return result
