@@ -29,6 +29,7 @@ from sqlalchemy.engine import Connection
 
 from provisioning.db import get_engine, master_key, write_transaction
 from provisioning.errors import ApiError
+from provisioning.links import aware
 from reconciler.db import devices as lifecycle
 from reconciler.db import operators
 from reconciler.db.audit import AuditEvent, append
@@ -79,7 +80,7 @@ def _certificate_json(row: Any) -> dict[str, Any]:
     return {"authority": row.authority_name, "serialNumber": row.serial_number,
             "policy": row.policy_name, "subject": row.subject, "status": row.status,
             "revocationReason": row.revocation_reason,
-            "notAfter": row.not_after.isoformat() if row.not_after else None}
+            "notAfter": aware(row.not_after).isoformat() if row.not_after else None}
 
 
 @blueprint.get("/devices")
@@ -92,7 +93,7 @@ def list_devices() -> Any:
     return jsonify({"devices": seen})
 
 
-@blueprint.get("/devices/<int:device_id>")
+@blueprint.get("/devices/<id:device_id>")
 def show_device(device_id: int) -> Any:
     with write_transaction(get_engine()) as connection:
         operator, actor = _caller(connection)
@@ -142,7 +143,7 @@ def _json() -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
-@blueprint.post("/devices/<int:device_id>/cancel")
+@blueprint.post("/devices/<id:device_id>/cancel")
 def cancel_device(device_id: int) -> Any:
     reason = _json().get("reason", "unspecified")
     if reason not in lifecycle.REASONS:
@@ -153,21 +154,21 @@ def cancel_device(device_id: int) -> Any:
         {"deviceId": device_id, "status": lifecycle.CANCELED}))
 
 
-@blueprint.post("/devices/<int:device_id>/disable")
+@blueprint.post("/devices/<id:device_id>/disable")
 def disable_device(device_id: int) -> Any:
     return _operate(device_id, "disable", lambda connection, actor, now: (
         lifecycle.disable(connection, device_id, actor=actor, now=now),
         {"deviceId": device_id, "status": lifecycle.DISABLED}))
 
 
-@blueprint.post("/devices/<int:device_id>/enable")
+@blueprint.post("/devices/<id:device_id>/enable")
 def enable_device(device_id: int) -> Any:
     return _operate(device_id, "enable", lambda connection, actor, now: (
         lifecycle.enable(connection, device_id, actor=actor, now=now),
         {"deviceId": device_id, "status": lifecycle.ACTIVE}))
 
 
-@blueprint.post("/devices/<int:device_id>/unlock-code")
+@blueprint.post("/devices/<id:device_id>/unlock-code")
 def request_unlock_code(device_id: int) -> Any:
     challenge = _json().get("challenge")
     try:
@@ -188,7 +189,7 @@ DELIVERIES = ("Email", "Sms", "QrCode", "ShowCode")
 KINDS = {"replace": "Replace", "renew": "Renew", "update": "Update"}
 
 
-@blueprint.post("/devices/<int:device_id>/<any(replace, renew, update):operation>")
+@blueprint.post("/devices/<id:device_id>/<any(replace, renew, update):operation>")
 def request_for_device(device_id: int, operation: str) -> Any:
     """Open a request for a device: its replacement (the old one is canceled), renewal or
     update (new certificates onto the same phone, which collects with its device token)."""

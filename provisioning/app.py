@@ -28,7 +28,8 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from flask import Flask
+from flask import Flask, abort, request
+from werkzeug.routing import IntegerConverter
 
 from provisioning import api, collect, db, devices, errors, openapi, pages, pki
 from provisioning.notify import background_sender
@@ -51,6 +52,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
                             NOTIFY_INTERVAL=DEFAULT_NOTIFY_INTERVAL)
     app.config.from_mapping(config or {})
     app.config["DATABASE_URL"] = resolve_url(app.config["DATABASE_URL"])
+    app.url_map.converters["id"] = RowId
+    app.before_request(_refuse_nul)
     errors.register(app)
     db.init_app(app)
     for blueprint in BLUEPRINTS:
@@ -58,6 +61,22 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if app.config["NOTIFY_INTERVAL"]:
         app.before_request(_sender_starter(app))
     return app
+
+
+class RowId(IntegerConverter):
+    """A database row id in a path: beyond what a row id can be, the route does not match."""
+
+    def __init__(self, url_map: Any) -> None:
+        super().__init__(url_map, max=2**31 - 1)
+
+
+def _refuse_nul() -> None:
+    """NUL is in no name, token or id we store (PostgreSQL text cannot hold it): refuse it."""
+    if "\x00" in request.path or b"%00" in request.query_string \
+            or b"\\u0000" in request.get_data(cache=True):
+        if errors.is_api_path(request.path):
+            raise errors.ApiError(400, "malformed", "NUL characters are not accepted")
+        abort(404)
 
 
 def _sender_starter(app: Flask) -> Callable[[], None]:

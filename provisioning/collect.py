@@ -92,14 +92,14 @@ class DeviceFacts:
     def parse(cls, value: Any) -> DeviceFacts:
         if not isinstance(value, dict):
             raise ApiError(400, "malformed", "device must be an object", field="device")
-        serial = _text(value, "serialNumber")
+        serial = _text(value, "serialNumber", limit=128)
         platform = _text(value, "platform")
         if platform not in PLATFORMS:
             raise ApiError(400, "malformed", "device.platform must be ios or android",
                            field="device.platform")
-        return cls(str(serial), str(platform), _text(value, "model", required=False),
-                   _text(value, "osVersion", required=False),
-                   _text(value, "mdmDeviceId", required=False))
+        return cls(str(serial), str(platform), _text(value, "model", required=False, limit=128),
+                   _text(value, "osVersion", required=False, limit=64),
+                   _text(value, "mdmDeviceId", required=False, limit=128))
 
     def as_json(self) -> dict[str, Any]:
         return {"serialNumber": self.serial_number, "platform": self.platform,
@@ -196,7 +196,7 @@ def _admit(collection: Collection, now: datetime) -> Any:
                     "certificates": [item.as_json() for item in items]}), 201
 
 
-@blueprint.post("/devices/<int:device_id>/collect")
+@blueprint.post("/devices/<id:device_id>/collect")
 def collect_renewal(device_id: int) -> Any:
     """A renewal or update of an issued device, which proves itself with its device token."""
     from provisioning.devices import usable

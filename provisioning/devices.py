@@ -62,13 +62,13 @@ def usable(device_id: int) -> Any:
     return row
 
 
-@blueprint.get("/<int:device_id>/status")
+@blueprint.get("/<id:device_id>/status")
 def status(device_id: int) -> Any:
     row = authenticated(device_id)
     return jsonify({"deviceId": row.id, "status": row.status})
 
 
-@blueprint.post("/<int:device_id>/cancel")
+@blueprint.post("/<id:device_id>/cancel")
 def cancel(device_id: int) -> Any:
     row = usable(device_id)
     body = request.get_json(silent=True) or {}
@@ -91,7 +91,7 @@ def cancel(device_id: int) -> Any:
                     "certificatesRevoked": revoke})
 
 
-@blueprint.post("/<int:device_id>/unlock/confirm")
+@blueprint.post("/<id:device_id>/unlock/confirm")
 def confirm_unlock(device_id: int) -> Any:
     row = usable(device_id)
     body = request.get_json(silent=True)

@@ -499,6 +499,13 @@ DOCUMENT: Schema = {
 }
 
 
+# Every API operation may answer 400 malformed: the app refuses NUL characters anywhere in a
+# request before any view runs (provisioning/app.py).
+for _operations in (*PROVISION.values(), *DEVICES_API.values()):
+    for _operation in _operations.values():
+        _operation["responses"].setdefault("400", MALFORMED)
+
+
 @blueprint.get("/openapi.json")
 def document() -> Any:
     return jsonify(DOCUMENT)

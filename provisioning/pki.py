@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 from flask import Blueprint, Response, request
@@ -179,7 +180,12 @@ def answer(name: str, body: bytes) -> ocsp.OCSPResponse:
             ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
     with get_engine().connect() as connection:
         authority = _authority(connection, master_key(), name)
-        if not authority.spec.ocsp or not _asks_us(asked, authority):
+        try:
+            ours = _asks_us(asked, authority)
+        except UnsupportedAlgorithm:  # a hash the responder does not offer
+            return ocsp.OCSPResponseBuilder.build_unsuccessful(
+                ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
+        if not authority.spec.ocsp or not ours:
             return ocsp.OCSPResponseBuilder.build_unsuccessful(
                 ocsp.OCSPResponseStatus.UNAUTHORIZED)
         row = connection.execute(select(certificates).where(

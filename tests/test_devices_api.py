@@ -313,3 +313,17 @@ def test_renew_puts_new_certificates_on_the_same_phone(world, engine, mimctl,
     none_left = world.client.post(f"/provision/v1/devices/{world.device_id}/collect",
                                   headers=headers, json={"device": phone.facts})
     assert none_left.status_code == 401
+
+
+def test_odd_input_is_refused_not_a_server_error(world) -> None:
+    path = f"/devices/{world.device_id}/unlock-code"
+    world.api("bob", "POST", path, json={"challenge": "QWER7890"})
+    odd = world.confirm("QWER7890", "１２３４５６７８")  # full-width digits: not the response
+    assert (odd.status_code, odd.json()["code"]) == (403, "unlock_refused")
+    assert world.api("bob", "GET", "/devices/99999999999").status_code == 404  # beyond any id
+    nul = world.client.post("/provision/v1/collect", json={
+        "token": "a\u0000b", "authCode": "1", "device": {"serialNumber": "x", "platform": "ios"}})
+    assert (nul.status_code, nul.json()["code"]) == (400, "malformed")
+    long_serial = world.client.post("/provision/v1/collect", json={
+        "token": "t", "authCode": "1", "device": {"serialNumber": "x" * 129, "platform": "ios"}})
+    assert (long_serial.status_code, long_serial.json()["field"]) == (400, "serialNumber")

@@ -181,7 +181,7 @@ def confirm_unlock(connection: Connection, key: MasterKey, device: Any, challeng
     if now - issued_at > UNLOCK_CODE_LIFETIME:
         raise DeviceError("the unlock code for this challenge has expired; ask for a new one")
     expected = unlock_response(_unlock_key(key, device), cleaned)
-    if not hmac.compare_digest(expected, response.strip().replace(" ", "")):
+    if not hmac.compare_digest(expected.encode(), response.strip().replace(" ", "").encode()):
         raise DeviceError("the response does not answer this challenge")
     connection.execute(update(unlock_codes).where(unlock_codes.c.id == issued.id).values(
         confirmed_at=now))
