@@ -189,19 +189,23 @@ DELIVERIES = ("Email", "Sms", "QrCode", "ShowCode")
 KINDS = {"replace": "Replace", "renew": "Renew", "update": "Update"}
 
 
-@blueprint.post("/devices/<id:device_id>/<any(replace, renew, update):operation>")
-def request_for_device(device_id: int, operation: str) -> Any:
-    """Open a request for a device: its replacement (the old one is canceled), renewal or
-    update (new certificates onto the same phone, which collects with its device token)."""
-    body = _json()
-    delivery = body.get("delivery", "Email")
-    reason = body.get("reason")
+def _delivery_and_reason(body: dict[str, Any]) -> tuple[str, str | None]:
+    """A new request's delivery (default Email) and reason, or 400."""
+    delivery, reason = body.get("delivery", "Email"), body.get("reason")
     if delivery not in DELIVERIES:
         raise ApiError(400, "malformed", f"delivery must be one of {', '.join(DELIVERIES)}",
                        field="delivery")
     if reason is not None and (not isinstance(reason, str) or len(reason) > 500):
         raise ApiError(400, "malformed", "reason must be text of at most 500 characters",
                        field="reason")
+    return str(delivery), reason
+
+
+@blueprint.post("/devices/<id:device_id>/<any(replace, renew, update):operation>")
+def request_for_device(device_id: int, operation: str) -> Any:
+    """Open a request for a device: its replacement (the old one is canceled), renewal or
+    update (new certificates onto the same phone, which collects with its device token)."""
+    delivery, reason = _delivery_and_reason(_json())
 
     def act(connection: Connection, actor: str, now: datetime
             ) -> tuple[AuditEvent, dict[str, Any]]:
@@ -234,16 +238,10 @@ def request_mobile_id() -> Any:
 
     body = _json()
     person, profile = body.get("person"), body.get("profile")
-    delivery, reason = body.get("delivery", "Email"), body.get("reason")
     for field, value in (("person", person), ("profile", profile)):
         if not isinstance(value, str) or not value or len(value) > 128:
             raise ApiError(400, "malformed", f"{field} must be a name", field=field)
-    if delivery not in DELIVERIES:
-        raise ApiError(400, "malformed", f"delivery must be one of {', '.join(DELIVERIES)}",
-                       field="delivery")
-    if reason is not None and (not isinstance(reason, str) or len(reason) > 500):
-        raise ApiError(400, "malformed", "reason must be text of at most 500 characters",
-                       field="reason")
+    delivery, reason = _delivery_and_reason(body)
     with write_transaction(get_engine()) as connection:
         operator, actor = _caller(connection)
         for kind, name in (("Person", person), ("CredentialProfile", profile)):

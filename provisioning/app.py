@@ -73,7 +73,7 @@ class RowId(IntegerConverter):
 def _refuse_nul() -> None:
     """NUL is in no name, token or id we store (PostgreSQL text cannot hold it): refuse it."""
     if "\x00" in request.path or b"%00" in request.query_string \
-            or b"\\u0000" in request.get_data(cache=True):
+            or (request.is_json and b"\\u0000" in request.get_data(cache=True)):
         if errors.is_api_path(request.path):
             raise errors.ApiError(400, "malformed", "NUL characters are not accepted")
         abort(404)
