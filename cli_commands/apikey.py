@@ -61,7 +61,7 @@ def create(context: Context, person: str, label: str | None, actor: str | None) 
               show_default=True, help="text for people, json for machines.")
 @pass_context
 def list_keys(context: Context, output_format: str) -> None:
-    """List keys: id, person, label, made, last revoked (never the keys)."""
+    """List keys: id, person, label, when made, last used and revoked (never the keys)."""
     from sqlalchemy import select
 
     from reconciler.db.models import api_keys
@@ -70,6 +70,7 @@ def list_keys(context: Context, output_format: str) -> None:
         rows = connection.execute(select(api_keys).order_by(api_keys.c.id)).all()
     data = [{"id": row.id, "person": row.person_name, "label": row.label,
              "created": row.created_at.isoformat(), "createdBy": row.created_by,
+             "lastUsed": row.last_used_at.isoformat() if row.last_used_at else None,
              "revoked": row.revoked_at.isoformat() if row.revoked_at else None}
             for row in rows]
     if output_format == "json":
@@ -79,6 +80,7 @@ def list_keys(context: Context, output_format: str) -> None:
     else:
         for key in data:
             state = f"revoked {key['revoked']}" if key["revoked"] else "active"
+            state += f", last used {key['lastUsed']}" if key["lastUsed"] else ", never used"
             click.echo(f"{key['id']:>4}  {key['person']:16} {key['label'] or '-':24} {state}")
 
 

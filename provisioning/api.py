@@ -23,8 +23,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, jsonify, request
-from sqlalchemy import select
+from flask import Blueprint, g, jsonify, request
+from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
 from provisioning.db import get_engine, master_key, write_transaction
@@ -44,23 +44,61 @@ def key_hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def _caller(connection: Connection) -> tuple[operators.Operator, str]:
-    """The operator behind the request's API key, and how the audit log names them."""
+@blueprint.before_request
+def authenticate() -> None:
+    """Every /api/v1 request needs a live API key; each use is recorded.
+
+    A key that is unknown or revoked is refused (401) and the attempt audited, naming the
+    revoked key's id or, for an unknown one, the first characters of its SHA-256 (never the
+    key), so repeated guesses show up together; so is a key whose person is no longer enabled
+    (403). A live key's `last_used_at` is moved on; what it was used for is audited by the
+    route: a read, an operation, or its refusal.
+    """
     scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
-    refused = ApiError(401, "unauthorized", "a valid API key is needed "
-                       "(Authorization: Bearer mimk_...)",
-                       headers={"WWW-Authenticate": 'Bearer realm="mimctl api"'})
-    if scheme.lower() != "bearer" or not secret.strip().startswith(KEY_PREFIX):
-        raise refused
-    row = connection.execute(select(api_keys).where(
-        api_keys.c.key_hash == key_hash(secret.strip()), api_keys.c.revoked_at.is_(None))).first()
-    if row is None:
-        raise refused
-    try:
-        operator = operators.load_operator(connection, row.person_name)
-    except operators.NotPermitted as error:
-        raise ApiError(403, "not_permitted", str(error)) from None
-    return operator, f"{row.person_name} (api key {row.id})"
+    secret = secret.strip()
+    if scheme.lower() != "bearer" or not secret.startswith(KEY_PREFIX):
+        raise _unauthorized()
+    digest, now = key_hash(secret), datetime.now(UTC)
+    refusal: ApiError | None = None
+    with write_transaction(get_engine()) as connection:
+        row = connection.execute(select(api_keys).where(api_keys.c.key_hash == digest)).first()
+        where = {"method": request.method, "path": request.path}
+        if row is None:
+            refusal = _unauthorized()
+            append(connection, [AuditEvent("anonymous", "api-key-refused", None, None, {
+                "key": digest[:12], "reason": "unknown key", **where})], now)
+        else:
+            actor = f"{row.person_name} (api key {row.id})"
+            if row.revoked_at is not None:
+                refusal = _unauthorized()
+                append(connection, [AuditEvent(actor, "api-key-refused", "Person",
+                                               row.person_name, {"apiKey": row.id,
+                                               "reason": "revoked key", **where})], now)
+            else:
+                connection.execute(update(api_keys).where(api_keys.c.id == row.id)
+                                   .values(last_used_at=now))
+                try:
+                    g.api_operator, g.api_actor = (
+                        operators.load_operator(connection, row.person_name), actor)
+                except operators.NotPermitted as error:
+                    refusal = ApiError(403, "not_permitted", str(error))
+                    append(connection, [AuditEvent(actor, "api-reject", "Person",
+                                                   row.person_name, {"apiKey": row.id,
+                                                   "reason": str(error), **where})], now)
+    if refusal is not None:
+        raise refusal
+
+
+def _unauthorized() -> ApiError:
+    return ApiError(401, "unauthorized", "a valid API key is needed "
+                    "(Authorization: Bearer mimk_...)",
+                    headers={"WWW-Authenticate": 'Bearer realm="mimctl api"'})
+
+
+def _caller() -> tuple[operators.Operator, str]:
+    """The operator behind the request's API key (see `authenticate`), and how the audit log
+    names them: "bob (api key 2)"."""
+    return g.api_operator, g.api_actor
 
 
 def _device(connection: Connection, device_id: int) -> Any:
@@ -85,18 +123,21 @@ def _certificate_json(row: Any) -> dict[str, Any]:
 
 @blueprint.get("/devices")
 def list_devices() -> Any:
-    with get_engine().connect() as connection:
-        operator, _ = _caller(connection)
-        rows = lifecycle.listed(connection, person=request.args.get("person"),
-                                status=request.args.get("status"))
-        seen = [_device_json(row) for row in rows if operators.sees(connection, operator, row)]
-    return jsonify({"devices": seen})
+    person, status = request.args.get("person"), request.args.get("status")
+    with write_transaction(get_engine()) as connection:
+        operator, actor = _caller()
+        rows = lifecycle.listed(connection, person=person, status=status)
+        seen = operators.visible(connection, operator, rows)
+        append(connection, [AuditEvent(actor, "api-read", "Device", None, {
+            "operation": "list", "person": person, "status": status,
+            "devices": [row.id for row in seen]})])
+    return jsonify({"devices": [_device_json(row) for row in seen]})
 
 
 @blueprint.get("/devices/<id:device_id>")
 def show_device(device_id: int) -> Any:
     with write_transaction(get_engine()) as connection:
-        operator, actor = _caller(connection)
+        operator, actor = _caller()
         device = _device(connection, device_id)
         refusal = None
         if not operators.sees(connection, operator, device):
@@ -106,6 +147,9 @@ def show_device(device_id: int) -> Any:
                                                        operation="show", reason=refusal)])
         else:
             issued = lifecycle.certificates_of(connection, device_id)
+            append(connection, [lifecycle.device_event(
+                actor, "api-read", device, operation="show",
+                certificates=[row.serial_number for row in issued])])
     if refusal is not None:
         raise ApiError(403, "not_permitted", refusal, operation="show")
     return jsonify({**_device_json(device),
@@ -117,7 +161,7 @@ def _operate(device_id: int, operation: str,
              ) -> Any:
     """Check the caller may do `operation`, do it and audit it, in one transaction."""
     with write_transaction(get_engine()) as connection:
-        operator, actor = _caller(connection)
+        operator, actor = _caller()
         device = _device(connection, device_id)
         try:
             role = operators.check(connection, operator, operation, device)
@@ -243,7 +287,7 @@ def request_mobile_id() -> Any:
             raise ApiError(400, "malformed", f"{field} must be a name", field=field)
     delivery, reason = _delivery_and_reason(body)
     with write_transaction(get_engine()) as connection:
-        operator, actor = _caller(connection)
+        operator, actor = _caller()
         for kind, name in (("Person", person), ("CredentialProfile", profile)):
             table = KIND_TABLES[kind].table
             if connection.execute(select(table.c.id).where(table.c.name == name)).first() \

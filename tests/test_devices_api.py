@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,16 +111,59 @@ def phone_response(unlock_key: bytes, challenge: str) -> str:
     return f"{int.from_bytes(digest.digest()[:8], 'big') % 10**8:08d}"
 
 
-def test_keys_are_needed_and_revocable(world, mimctl, database_url) -> None:
+def events(engine, action: str) -> list[Any]:
+    with engine.connect() as connection:
+        return list(connection.execute(select(audit_events).where(
+            audit_events.c.action == action).order_by(audit_events.c.id)))
+
+
+def test_keys_are_needed_and_revocable(world, mimctl, database_url, engine) -> None:
     assert world.api(None, "GET", "/devices").status_code == 401
     wrong = world.client.get("/api/v1/devices", headers={"Authorization": "Bearer mimk_nope"})
     assert (wrong.status_code, wrong.json()["code"]) == (401, "unauthorized")
+    unknown = events(engine, "api-key-refused")
+    assert [(row.actor, row.details["reason"], row.details["key"]) for row in unknown] == [
+        ("anonymous", "unknown key", hashlib.sha256(b"mimk_nope").hexdigest()[:12])]
+    assert "mimk_nope" not in str(unknown[0].details)
     assert world.api("bob", "GET", "/devices").json()["devices"][0]["id"] == world.device_id
     listed = mimctl("--db", database_url, "apikey", "list", "--format", "json").output
     assert world.keys["bob"] not in listed and '"person": "bob"' in listed
+    used = {key["person"]: key["lastUsed"] for key in json.loads(listed)}
+    assert used["bob"] is not None and used["carol"] is None
     assert mimctl("--db", database_url, "apikey", "revoke", "2", "--actor",
                   "ops").exit_code == 0  # bob's key (made second)
     assert world.api("bob", "GET", "/devices").status_code == 401
+    revoked = events(engine, "api-key-refused")[-1]
+    assert (revoked.actor, revoked.name, revoked.details["apiKey"], revoked.details["reason"],
+            revoked.details["path"]) == ("bob (api key 2)", "bob", 2, "revoked key",
+                                         "/api/v1/devices")
+
+
+def test_every_read_through_a_key_is_audited(world, engine) -> None:
+    assert world.api("carol", "GET", "/devices").status_code == 200
+    assert world.api("dave", "GET", "/devices?status=active").json()["devices"] == []
+    shown = world.api("carol", "GET", f"/devices/{world.device_id}").json()
+    reads = events(engine, "api-read")
+    assert [(row.actor, row.details["operation"], row.details.get("devices"),
+             row.details.get("status")) for row in reads] == [
+        ("carol (api key 3)", "list", [world.device_id], None),
+        ("dave (api key 4)", "list", [], "active"),
+        ("carol (api key 3)", "show", None, None)]
+    assert reads[-1].name == str(world.device_id)
+    assert reads[-1].details["certificates"] == [
+        certificate["serialNumber"] for certificate in shown["certificates"]]
+
+
+def test_a_key_of_a_disabled_person_is_refused_and_audited(world, mimctl, database_url,
+                                                            engine, tmp_path) -> None:
+    deploy(mimctl, database_url, tmp_path / "again", extra=OPERATORS.replace(
+        "  group: Engineering\n  roles", "  group: Engineering\n  enabled: false\n  roles"))
+    refused = world.api("carol", "GET", "/devices")
+    assert (refused.status_code, refused.json()["code"]) == (403, "not_permitted")
+    rejection = events(engine, "api-reject")[-1]
+    assert (rejection.actor, rejection.name, rejection.details["path"]) == (
+        "carol (api key 3)", "carol", "/api/v1/devices")
+    assert "not an enabled person" in rejection.details["reason"]
 
 
 def test_scope_decides_what_an_operator_sees(world) -> None:
