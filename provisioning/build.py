@@ -26,7 +26,6 @@ from sqlalchemy.engine import Connection
 from provisioning import ca
 from provisioning.dn import DnError, DnPolicies, load_person
 from provisioning.items import ARCHIVED, DEVICE, HISTORIC, SERVER, Item, load_policies
-from provisioning.links import stored_settings
 from reconciler.db import vault
 from reconciler.db.audit import AuditEvent, append
 from reconciler.db.devices import unlock_place
@@ -128,17 +127,19 @@ class Builder:
         # issued it, which may since have left the policy.
         names = {p.authority for p in policies.values()} | {
             row.authority_name for row in stored.values()}
-        authorities = {name: ca.load_authority(connection, key, name) for name in sorted(names)}
+        settings = ca.settings_spec(connection)
+        authorities = {name: ca.load_authority(connection, key, name, settings=settings)
+                       for name in sorted(names)}
         layout_table = KIND_TABLES["CardLayout"].table
         names = [n for n in profile.card_layouts if not n.endswith(BACK_SUFFIX)]
         layouts = {row.name: CardLayoutSpec.model_validate(row.document["spec"])
                    for row in connection.execute(select(layout_table.c.name,
                                                         layout_table.c.document)
                                                  .where(layout_table.c.name.in_(names)))}
-        return cls(key, job, session, now, stored_settings(connection) or SettingsSpec(),
-                   profile, person,
-                   policies, authorities, DnPolicies.load(connection),
-                   ca.load_content_signer(connection, key), stored, layouts)
+        return cls(key, job, session, now, SettingsSpec.model_validate(settings), profile,
+                   person, policies, authorities, DnPolicies.load(connection, settings),
+                   ca.load_content_signer(connection, key, settings=settings,
+                                          authorities=authorities), stored, layouts)
 
     @property
     def items(self) -> list[Item]:
@@ -252,31 +253,30 @@ class Builder:
 
     # --- The write, inside the transaction ------------------------------------------------
 
-    def record(self, connection: Connection, built: Built) -> tuple[int, dict[str, Any]]:
-        """Insert the device and its new certificates; returns the device id and package."""
+    def record(self, connection: Connection, built: Built
+               ) -> tuple[int, dict[str, Any] | None, dict[str, Any]]:
+        """Insert the new certificates, and the device unless this is a renewal.
+
+        Returns the device id, a renewal's pending device facts (None for a new device) and
+        the package. A renewal or update changes nothing on the device yet: its new token,
+        unlock key and facts wait in the session until the device confirms (`confirm_renewal`).
+        """
         device = self.session.device or {}
         token_hash = hashlib.sha256(built.device_token.encode()).hexdigest()
+        unlock_key = self.key.encrypt(built.unlock_key, unlock_place(token_hash))
         facts = {"token_hash": token_hash, "mdm_device_id": device.get("mdmDeviceId"),
-                   "model": device.get("model"), "os_version": device.get("osVersion"),
-                   "unlock_key": self.key.encrypt(built.unlock_key, unlock_place(token_hash)),
-                   "updated_at": self.now}
+                 "model": device.get("model"), "os_version": device.get("osVersion")}
+        renewal = None
         if self.session.device_id is not None:  # a renewal or update: the same device
             device_id = self.session.device_id
-            connection.execute(update(devices).where(devices.c.id == device_id)
-                               .values(**facts))
-            renewed = sorted({i.item.policy for i in built.issued if i.new})
-            connection.execute(update(certificates).where(
-                certificates.c.device_id == device_id,
-                certificates.c.policy_name.in_(renewed),
-                certificates.c.status.in_(("good", "hold"))).values(
-                status="revoked", revocation_reason="superseded", revoked_at=self.now))
+            renewal = {**facts, "unlock_key": base64.b64encode(unlock_key).decode()}
         else:
             device_id = connection.execute(insert(devices).values(
                 person_name=self.job.person_name, profile_name=self.job.profile_name,
                 job_id=self.job.id, serial_number=device.get("serialNumber"),
                 platform=device.get("platform"), status="provisioning",
-                session_id=self.session.id, created_at=self.now, **facts)
-                .returning(devices.c.id)).scalar_one()
+                session_id=self.session.id, created_at=self.now, updated_at=self.now,
+                unlock_key=unlock_key, **facts).returning(devices.c.id)).scalar_one()
         rows = []
         for issued in built.issued:
             if not issued.new:
@@ -298,7 +298,8 @@ class Builder:
                 "not_after": certificate.not_valid_after_utc,
                 "der": certificate.public_bytes(serialization.Encoding.DER),
                 "person_name": self.job.person_name, "source": issued.item.source,
-                "archived_key": archived, "created_at": self.now})
+                "archived_key": archived, "session_id": self.session.id,
+                "created_at": self.now})
         if rows:
             connection.execute(insert(certificates), rows)
         append(connection, [self.event(
@@ -307,7 +308,23 @@ class Builder:
                            "serial": format(i.certificate.serial_number, "x"),
                            "subject": i.certificate.subject.rfc4514_string()}
                           for i in built.issued])], self.now)
-        return device_id, self.document(built, device_id)
+        return device_id, renewal, self.document(built, device_id)
 
 
-__all__ = ["ARCHIVED", "HISTORIC", "Builder", "Built", "Issued"]
+def confirm_renewal(connection: Connection, session: Any, now: datetime) -> None:
+    """The device confirmed a renewal or update: its new token, unlock key and facts take
+    effect, and the certificates the new ones replace (same policies) are revoked as
+    superseded."""
+    pending = dict(session.renewal)
+    pending["unlock_key"] = base64.b64decode(pending["unlock_key"])
+    connection.execute(update(devices).where(devices.c.id == session.device_id)
+                       .values(**pending, updated_at=now))
+    renewed = select(certificates.c.policy_name).where(certificates.c.session_id == session.id)
+    connection.execute(update(certificates).where(
+        certificates.c.device_id == session.device_id, certificates.c.policy_name.in_(renewed),
+        certificates.c.session_id.is_distinct_from(session.id),
+        certificates.c.status.in_(("good", "hold"))).values(
+        status="revoked", revocation_reason="superseded", revoked_at=now))
+
+
+__all__ = ["ARCHIVED", "HISTORIC", "Builder", "Built", "Issued", "confirm_renewal"]

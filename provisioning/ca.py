@@ -15,6 +15,7 @@ the CA certificate, under `{mobileCertificateRecoveryServiceUrl}/pki/<ca>/`.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -214,7 +215,8 @@ def _documents(connection: Connection, kind: str) -> dict[str, dict[str, Any]]:
             for row in connection.execute(select(table.c.name, table.c.document))}
 
 
-def _settings(connection: Connection) -> dict[str, Any]:
+def settings_spec(connection: Connection) -> dict[str, Any]:
+    """The applied Settings' spec as stored ({} before any is applied)."""
     return next(iter(_documents(connection, "Settings").values()), {})
 
 
@@ -223,8 +225,10 @@ def service_url(settings: dict[str, Any]) -> str | None:
     return str(url) if url else None
 
 
-def load_authority(connection: Connection, key: vault.MasterKey, name: str) -> Authority:
-    """The CA `name` as applied, with its key (from its secret, or generated)."""
+def load_authority(connection: Connection, key: vault.MasterKey, name: str, *,
+                   settings: dict[str, Any] | None = None) -> Authority:
+    """The CA `name` as applied, with its key (from its secret, or generated); `settings`
+    (the Settings spec) saves reading it again when the caller has it."""
     table = KIND_TABLES["CertificateAuthority"].table
     row = connection.execute(select(table.c.document).where(table.c.name == name)).first()
     if row is None:
@@ -243,12 +247,18 @@ def load_authority(connection: Connection, key: vault.MasterKey, name: str) -> A
             raise CaError(f"{what}: its generated key is missing; apply the specs again")
         certificate = _load_certificate(material["certificate"], what)
         private_key = _load_key(material["key"], what)
-    return Authority(name, spec, certificate, private_key, service_url(_settings(connection)))
+    if settings is None:
+        settings = settings_spec(connection)
+    return Authority(name, spec, certificate, private_key, service_url(settings))
 
 
-def load_content_signer(connection: Connection, key: vault.MasterKey) -> Signer:
-    """The content-signing certificate of Settings (given, or issued by a built-in CA)."""
-    settings = _settings(connection)
+def load_content_signer(connection: Connection, key: vault.MasterKey, *,
+                        settings: dict[str, Any] | None = None,
+                        authorities: Mapping[str, Authority] | None = None) -> Signer:
+    """The content-signing certificate of Settings (given, or issued by a built-in CA); a
+    caller holding the Settings spec or the issuing CA already passes them along."""
+    if settings is None:
+        settings = settings_spec(connection)
     signing = settings.get("contentSigning", {})
     if signing.get("certificate") is not None:
         secrets = vault.read(connection, key, "Settings", "system")
@@ -265,7 +275,8 @@ def load_content_signer(connection: Connection, key: vault.MasterKey) -> Signer:
     material = vault.read(connection, key, MATERIAL, content_signing_material(authority))
     if "key" not in material:
         raise CaError(f"the content-signing certificate of {authority} is missing; apply again")
-    issuer = load_authority(connection, key, authority)
+    issuer = (authorities or {}).get(authority) or load_authority(connection, key, authority,
+                                                                  settings=settings)
     return Signer(_load_certificate(material["certificate"], "content signing"),
                          _load_key(material["key"], "content signing"), issuer.chain)
 
@@ -304,7 +315,7 @@ def ensure_material(connection: Connection, key: vault.MasterKey, *, actor: str,
             "subject": certificate.subject.rfc4514_string(),
             "serial": format(certificate.serial_number, "x"),
             "fingerprint_sha256": certificate.fingerprint(hashes.SHA256()).hex()}))
-    signing = _settings(connection).get("contentSigning", {})
+    signing = settings_spec(connection).get("contentSigning", {})
     if signing.get("certificate") is not None:
         given = load_content_signer(connection, key)
         if given.certificate.public_key().public_numbers() != \

@@ -31,7 +31,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from provisioning import ca, package
-from provisioning.build import Builder
+from provisioning.build import Builder, confirm_renewal
 from provisioning.db import get_engine, master_key, write_transaction
 from provisioning.dn import DnError, load_person
 from provisioning.errors import ApiError
@@ -344,21 +344,25 @@ def _check_mdm(collection: Collection) -> dict[str, Any] | None:
 # --- Sessions --------------------------------------------------------------------------------
 
 def expire_sessions(connection: Connection, now: datetime) -> None:
-    """Close the sessions past their time; a device built but never confirmed is abandoned
-    and its certificates revoked (they never reached a confirmed device)."""
-    stale = [row.id for row in connection.execute(select(sessions.c.id).where(
-        sessions.c.state.in_(LIVE), sessions.c.expires_at <= now))]
-    if not stale:
+    """Close the sessions past their time (see `abandon`)."""
+    abandon(connection, [row.id for row in connection.execute(select(sessions.c.id).where(
+        sessions.c.state.in_(LIVE), sessions.c.expires_at <= now))], now)
+
+
+def abandon(connection: Connection, session_ids: list[str], now: datetime) -> None:
+    """End sessions that the device never confirmed: the certificates they issued are revoked
+    (they never reached a confirmed device), a new device they made is marked abandoned, and
+    a renewal's pending token and unlock key are dropped, so its device stays as it was."""
+    if not session_ids:
         return
-    connection.execute(update(sessions).where(sessions.c.id.in_(stale)).values(state=EXPIRED))
-    abandoned = [row.id for row in connection.execute(select(devices.c.id).where(
-        devices.c.session_id.in_(stale), devices.c.status == "provisioning"))]
-    if abandoned:
-        connection.execute(update(devices).where(devices.c.id.in_(abandoned)).values(
-            status="abandoned", updated_at=now))
-        connection.execute(update(certificates).where(
-            certificates.c.device_id.in_(abandoned), certificates.c.status == "good").values(
-            status="revoked", revocation_reason="cessationOfOperation", revoked_at=now))
+    connection.execute(update(sessions).where(sessions.c.id.in_(session_ids)).values(
+        state=EXPIRED, renewal=None))
+    connection.execute(update(devices).where(
+        devices.c.session_id.in_(session_ids), devices.c.status == "provisioning").values(
+        status="abandoned", updated_at=now))
+    connection.execute(update(certificates).where(
+        certificates.c.session_id.in_(session_ids), certificates.c.status == "good").values(
+        status="revoked", revocation_reason="cessationOfOperation", revoked_at=now))
 
 
 def _open_session(collection: Collection, now: datetime, decision: dict[str, Any] | None
@@ -385,9 +389,9 @@ def _open_session(collection: Collection, now: datetime, decision: dict[str, Any
                                            .where(*others)).scalar()
                 wait = max(1, int((aware(first) - now).total_seconds())) if first else 30
                 full = live, wait
-        if full is None:
-            connection.execute(update(sessions).where(
-                sessions.c.job_id == job.id, sessions.c.state.in_(LIVE)).values(state=EXPIRED))
+        if full is None:  # a new collect of the same request replaces its live session
+            abandon(connection, [row.id for row in connection.execute(select(sessions.c.id)
+                    .where(sessions.c.job_id == job.id, sessions.c.state.in_(LIVE)))], now)
             items = plan_items(connection, collection.profile, job.person_name,
                                collection.device.platform, now)
             session_id = secrets.token_urlsafe(32)
@@ -464,9 +468,9 @@ def build_package(session_id: str) -> Any:
             sessions.c.id == session_id).with_for_update()).scalar()
         if state != OPEN:
             raise ApiError(409, "session_state", f"the session is {state}; this step is done")
-        device_id, document = builder.record(connection, built)
+        device_id, renewal, document = builder.record(connection, built)
         connection.execute(update(sessions).where(sessions.c.id == session_id).values(
-            state=PACKAGED, device_id=device_id))
+            state=PACKAGED, device_id=device_id, renewal=renewal))
         envelope = package.envelope(package.sign(document, builder.signer), transport_key,
                                     algorithm)
     return jsonify({"envelope": envelope})
@@ -481,16 +485,24 @@ def complete(session_id: str) -> Any:
         session = _live_session(connection, session_id, now, PACKAGED)
         job = connection.execute(select(request_jobs).where(
             request_jobs.c.id == session.job_id)).first()
-        connection.execute(update(devices).where(devices.c.id == session.device_id).values(
-            status="active", updated_at=now))
+        if session.renewal is not None:
+            status = connection.execute(select(devices.c.status).where(
+                devices.c.id == session.device_id)).scalar()
+            if status != "active":  # canceled or disabled since: its new certificates went too
+                raise ApiError(409, "device_state", f"device {session.device_id} is {status} "
+                               "now; the renewal cannot complete")
+            confirm_renewal(connection, session, now)
+        else:
+            connection.execute(update(devices).where(devices.c.id == session.device_id)
+                               .values(status="active", updated_at=now))
         connection.execute(update(request_jobs).where(request_jobs.c.id == job.id).values(
             status=jobs.COLLECTED, collected_at=now, code_hash=None, code_sealed=None,
             updated_at=now))
         connection.execute(update(sessions).where(sessions.c.id == session_id).values(
-            state=COMPLETED))
+            state=COMPLETED, renewal=None))
         serials = [row.serial_number for row in connection.execute(
             select(certificates.c.serial_number).where(
-                certificates.c.device_id == session.device_id))]
+                certificates.c.session_id == session_id))]
         append(connection, [AuditEvent(
             f"{job.person_name} (device {session.device['serialNumber']})", "collect-complete",
             "MobileRequest", job.request_name,

@@ -35,7 +35,9 @@ class DnPolicies:
     default: str | None
 
     @classmethod
-    def load(cls, connection: Connection) -> DnPolicies:
+    def load(cls, connection: Connection, settings: dict[str, Any] | None = None) -> DnPolicies:
+        """The DN policies as applied; `settings` (the Settings spec, if the caller has it)
+        gives the default when no DnPolicy is marked default."""
         table = KIND_TABLES["DnPolicy"].table
         by_policy: dict[str, str] = {}
         default = None
@@ -46,9 +48,11 @@ class DnPolicies:
             elif spec.get("certificatePolicy"):
                 by_policy[spec["certificatePolicy"]] = spec["dn"]
         if default is None:
-            settings = KIND_TABLES["Settings"].table
-            document = connection.execute(select(settings.c.document)).scalar()
-            default = (document or {}).get("spec", {}).get("dnProcessor", {}).get("default")
+            if settings is None:
+                table = KIND_TABLES["Settings"].table
+                settings = (connection.execute(select(table.c.document)).scalar() or {}).get(
+                    "spec", {})
+            default = settings.get("dnProcessor", {}).get("default")
         return cls(by_policy, default)
 
     def template(self, friendly_name: str) -> str:

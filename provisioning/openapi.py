@@ -291,13 +291,17 @@ PROVISION = {
                           error("issuance_failed")),
         })},
     "/provision/v1/sessions/{sessionId}/complete": {"post": operation(
-        "completeSession", "collect", "Confirm the package arrived: the device becomes active.",
+        "completeSession", "collect",
+        "Confirm the package arrived: the device becomes active (a renewal's new token, unlock "
+        "key and certificates take effect). Until then nothing changes on an issued device.",
         parameters=[SESSION_ID],
         responses={
             "200": answer("The device is recorded.",
                           obj({"deviceId": {"type": "integer"}}, "deviceId")),
             "404": answer("No such session.", error("unknown_session", "not_found")),
-            "409": answer("Not packaged yet, or completed already.", error("session_state")),
+            "409": answer("Not packaged yet, completed already, or the renewed device was "
+                          "canceled or disabled meanwhile.",
+                          error("session_state", "device_state")),
             "410": answer("The session has expired.", error("session_expired")),
         })},
     "/provision/v1/devices/{deviceId}/status": {"get": operation(

@@ -637,3 +637,37 @@ def test_an_expired_session_is_gone(session, engine) -> None:
     set_column(engine, sessions, "expires_at", now() - timedelta(seconds=1))
     refused(engine, session.package, 410, "session_expired")
     refused(engine, lambda: session.phone.complete(session.id), 410, "session_expired")
+
+
+def issued_states(engine) -> list[tuple[str, str | None, str | None]]:
+    """Each certificate's status and reason, with its device's status."""
+    from reconciler.db.models import devices
+
+    with engine.connect() as connection:
+        return [tuple(row) for row in connection.execute(
+            select(certificates.c.status, certificates.c.revocation_reason, devices.c.status)
+            .join(devices, devices.c.id == certificates.c.device_id)
+            .order_by(certificates.c.id))]
+
+
+def test_a_packaged_session_that_times_out_revokes_what_it_issued(session, engine) -> None:
+    assert session.package().status_code == 200
+    assert issued_states(engine) == [("good", None, "provisioning")]
+    set_column(engine, sessions, "expires_at", now() - timedelta(seconds=1))
+    again = session.deployed.collect(session.phone)  # the next collect sweeps expired sessions
+    assert again.status_code == 201, again.text
+    assert issued_states(engine) == [("revoked", "cessationOfOperation", "abandoned")]
+
+
+def test_collecting_again_abandons_the_unconfirmed_session(session, engine) -> None:
+    assert session.package().status_code == 200
+    again = session.deployed.collect(session.phone)  # e.g. the phone lost the package
+    assert again.status_code == 201, again.text
+    assert issued_states(engine) == [("revoked", "cessationOfOperation", "abandoned")]
+    retry = Session(session.deployed, session.phone, again.json()["sessionId"],
+                    again.json()["certificates"])
+    assert retry.package().status_code == 200
+    refused(engine, lambda: session.phone.complete(session.id), 410, "session_expired")
+    assert session.phone.complete(retry.id).status_code == 200
+    assert issued_states(engine) == [("revoked", "cessationOfOperation", "abandoned"),
+                                     ("good", None, "active")]

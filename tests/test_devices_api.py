@@ -345,6 +345,10 @@ def test_renew_puts_new_certificates_on_the_same_phone(world, engine, mimctl,
     sid = session.json()["sessionId"]
     packaged = phone.package(sid, phone.csrs(session.json()["certificates"]))
     assert packaged.status_code == 200, packaged.text
+    # until the phone confirms, its old token and certificate stay as they were
+    assert world.client.get(f"/provision/v1/devices/{world.device_id}/status",
+                            headers=headers).json()["status"] == "active"
+    assert [row.status for row in certificate_rows(engine)] == ["good", "good"]
     assert phone.complete(sid).json()["deviceId"] == world.device_id
 
     old, new = certificate_rows(engine)
@@ -357,6 +361,49 @@ def test_renew_puts_new_certificates_on_the_same_phone(world, engine, mimctl,
     none_left = world.client.post(f"/provision/v1/devices/{world.device_id}/collect",
                                   headers=headers, json={"device": phone.facts})
     assert none_left.status_code == 401
+
+
+def renewal_packaged(world, engine, mimctl, database_url) -> tuple[SimulatedDevice, str]:
+    """A renewal of alice's phone, collected with its device token and packaged."""
+    renewed = mimctl("--db", database_url, "device", "renew", world.device_id, "--delivery",
+                     "ShowCode", "--actor", "bob")
+    assert renewed.exit_code == 0, renewed.output
+    phone = SimulatedDevice(world.client)
+    session = world.client.post(f"/provision/v1/devices/{world.device_id}/collect",
+                                headers={"Authorization": f"Bearer {world.device_token}"},
+                                json={"device": phone.facts}).json()
+    packaged = phone.package(session["sessionId"], phone.csrs(session["certificates"]))
+    assert packaged.status_code == 200, packaged.text
+    return phone, session["sessionId"]
+
+
+def test_an_unconfirmed_renewal_leaves_the_phone_as_it_was(world, engine, mimctl,
+                                                            database_url) -> None:
+    phone, first = renewal_packaged(world, engine, mimctl, database_url)
+    headers = {"Authorization": f"Bearer {world.device_token}"}
+    again = world.client.post(f"/provision/v1/devices/{world.device_id}/collect",
+                              headers=headers, json={"device": phone.facts})
+    assert again.status_code == 201, again.text  # the old token still works
+    old, unconfirmed = certificate_rows(engine)
+    assert (old.status, unconfirmed.status, unconfirmed.revocation_reason) == (
+        "good", "revoked", "cessationOfOperation")
+    assert phone.complete(first).status_code == 410
+    second = again.json()["sessionId"]
+    assert phone.package(second, phone.csrs(again.json()["certificates"])).status_code == 200
+    assert phone.complete(second).status_code == 200
+    assert [(row.status, row.revocation_reason) for row in certificate_rows(engine)] == [
+        ("revoked", "superseded"), ("revoked", "cessationOfOperation"), ("good", None)]
+
+
+def test_a_renewal_of_a_device_canceled_meanwhile_does_not_complete(world, engine, mimctl,
+                                                                      database_url) -> None:
+    phone, sid = renewal_packaged(world, engine, mimctl, database_url)
+    canceled = world.api("bob", "POST", f"/devices/{world.device_id}/cancel",
+                         json={"reason": "keyCompromise"})
+    assert canceled.status_code == 200, canceled.text
+    refused = phone.complete(sid)
+    assert (refused.status_code, refused.json()["code"]) == (409, "device_state")
+    assert {row.status for row in certificate_rows(engine)} == {"revoked"}
 
 
 def test_odd_input_is_refused_not_a_server_error(world) -> None:

@@ -258,7 +258,7 @@ def test_unmigrated_and_outdated_databases_are_refused(database_url, tmp_path) -
     with engine.begin() as connection:
         connection.exec_driver_sql("CREATE TABLE alembic_version (version_num VARCHAR(32))")
         connection.exec_driver_sql("INSERT INTO alembic_version VALUES ('0000')")
-    with pytest.raises(SchemaError, match=r"revision 0000, this mimctl needs 0007; run `mimctl db upgrade`"):
+    with pytest.raises(SchemaError, match=r"revision 0000, this mimctl needs 0008; run `mimctl db upgrade`"):
         ensure_schema(engine)
     engine.dispose()
 

@@ -107,8 +107,8 @@ def test_unmigrated_database_says_what_to_do(mimctl, database_url) -> None:
     assert result.exit_code == 1
     assert "has no mimctl schema; run `mimctl db upgrade` to create it" in result.output
     upgraded = mimctl("--db", database_url, "db", "upgrade")
-    assert upgraded.exit_code == 0 and "to revision 0007" in upgraded.output
-    assert mimctl("--db", database_url, "db", "upgrade").output.endswith("up to date (revision 0007)\n")
+    assert upgraded.exit_code == 0 and "to revision 0008" in upgraded.output
+    assert mimctl("--db", database_url, "db", "upgrade").output.endswith("up to date (revision 0008)\n")
     assert mimctl("--db", database_url, "reconcile", "--plan", EXAMPLES / "quickstart").exit_code == 2
 
 

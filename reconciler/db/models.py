@@ -203,6 +203,7 @@ certificates = Table(
     Column("person_name", String(128), index=True),
     Column("source", String(16)),  # device (from a CSR), server (key generated here)
     Column("archived_key", LargeBinary),  # PKCS#8 DER under the master key (archiveKeys)
+    Column("session_id", String(64), index=True),  # the collection session that issued it
     Column("created_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("authority_name", "serial_number"),
 )
@@ -254,6 +255,8 @@ sessions = Table(
     Column("device", JSON),  # what the device reported at collect
     Column("items", JSON),  # the certificates the session delivers
     Column("device_id", Integer),  # made when the package is built
+    # A renewal's new device token hash and sealed unlock key, put on the device at complete
+    Column("renewal", JSON),
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Index("ix_sessions_live", "state", "expires_at"),
