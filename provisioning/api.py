@@ -266,7 +266,7 @@ def request_for_device(device_id: int, operation: str) -> Any:
                 device_serial=device.serial_number, delivery=delivery, requested_by=actor,
                 reason=reason, now=now)
         except jobs.JobError as error:
-            raise lifecycle.DeviceError(str(error)) from None
+            raise ApiError(409, "request_refused", str(error)) from None
         append(connection, events[:-1])  # a replacement's cancel; the request-open is `event`
         job = jobs.latest_job(connection, name)
         return events[-1], {"deviceId": device_id, "request": name, "status": job.status}

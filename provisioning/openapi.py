@@ -344,13 +344,14 @@ PROVISION = {
 
 
 def device_operation(operation_id: str, summary: str, done: Schema,
-                     body: Schema | None = None, *, malformed: bool = False) -> Schema:
+                     body: Schema | None = None, *, malformed: bool = False,
+                     conflict: Schema = DEVICE_STATE) -> Schema:
     """An operator's operation on one device through the devices API."""
     responses = {"200": answer("Done, and audited.", done)}
     if malformed:
         responses["400"] = MALFORMED
     responses.update({"401": API_KEY_REFUSED, "403": NOT_PERMITTED, "404": UNKNOWN_DEVICE,
-                      "409": DEVICE_STATE})
+                      "409": conflict})
     return operation(operation_id, "devices-api", summary, responses, parameters=[DEVICE_ID],
                      body=body, security=API_BEARER)
 
@@ -368,6 +369,11 @@ REQUEST_BODY = json_body(obj({"delivery": ref("Delivery"), "reason": ref("Reason
 REQUESTED = obj({"deviceId": {"type": "integer"}, "request": {"type": "string"},
                  "status": {"enum": ["pending", "awaiting-validation"]}},
                 "deviceId", "request", "status")
+REQUEST_REFUSED = answer("The request cannot be opened: a request rule (MIM7xx, e.g. no "
+                         "way to deliver its code, a person who cannot receive the profile).",
+                         error("request_refused"))
+REQUEST_CONFLICT = answer("The device is not active, or the request cannot be opened (a "
+                          "request rule, MIM7xx).", error("device_state", "request_refused"))
 REQUEST_SUMMARIES = {
     "replace": "Cancel the device (superseded) and open a request for its replacement.",
     "renew": "Open a renewal: new certificates onto the same phone (device token collect).",
@@ -411,7 +417,8 @@ DEVICES_API = {
             "deviceId", "response"),
         json_body(obj({"challenge": CHALLENGE}, "challenge", extra=True)), malformed=True)},
     **{f"/api/v1/devices/{{deviceId}}/{name}": {"post": device_operation(
-        f"{name}Device", summary, REQUESTED, REQUEST_BODY, malformed=True)}
+        f"{name}Device", summary, REQUESTED, REQUEST_BODY, malformed=True,
+        conflict=REQUEST_CONFLICT)}
        for name, summary in REQUEST_SUMMARIES.items()},
     "/api/v1/requests": {"post": operation(
         "requestMobileId", "devices-api", "Request a mobile ID for a person (Request ID).",
@@ -428,8 +435,7 @@ DEVICES_API = {
             "400": MALFORMED, "401": API_KEY_REFUSED, "403": NOT_PERMITTED,
             "404": answer("No such person or credential profile.",
                           error("unknown_person", "unknown_credentialprofile")),
-            "409": answer("The request cannot be opened (e.g. no way to deliver its code).",
-                          error("request_refused")),
+            "409": REQUEST_REFUSED,
         })},
 }
 

@@ -219,6 +219,27 @@ def test_requesting_a_mobile_id_needs_request_id_and_can_request(world, engine) 
         == 201
 
 
+def test_a_request_the_rules_would_refuse_is_refused_when_made(world, engine, mimctl,
+                                                                database_url, tmp_path) -> None:
+    """Operator requests pass the plan-time request rules (MIM7xx) as documents do."""
+    carol = world.api("bob", "POST", "/requests", json={
+        "person": "carol", "profile": "mobile-standard", "delivery": "Email"})
+    assert (carol.status_code, carol.json()["code"]) == (409, "request_refused")
+    assert "[MIM702]" in carol.json()["message"] and "[MIM705]" in carol.json()["message"]
+
+    deploy(mimctl, database_url, tmp_path / "no-cell", extra=OPERATORS,
+           edits={"people.yaml": [('  cell: "00447700900123"\n', "")]})
+    by_sms = world.api("bob", "POST", f"/devices/{world.device_id}/replace",
+                       json={"delivery": "Sms"})
+    assert (by_sms.status_code, by_sms.json()["code"]) == (409, "request_refused")
+    assert "[MIM703] delivery Sms needs a cell number" in by_sms.json()["message"]
+    assert world.api("bob", "GET", f"/devices/{world.device_id}").json()["status"] == "active"
+    assert [row.status for row in certificate_rows(engine)] == ["good"]  # nothing canceled
+    renewed = mimctl("--db", database_url, "device", "renew", world.device_id, "--delivery",
+                     "Sms", "--actor", "bob")
+    assert renewed.exit_code == 1 and "[MIM703]" in renewed.output
+
+
 def test_a_missing_workflow_is_refused_and_audited(world, engine) -> None:
     for operation in ("cancel", "disable", "unlock-code"):
         refused = world.api("alice", "POST", f"/devices/{world.device_id}/{operation}",

@@ -13,12 +13,14 @@ person is a self-service request (Request My ID).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from reconciler.load import SpecDocument
-from reconciler.rules.registry import Finding, RuleContext, rule
+from reconciler.load import Source, SpecDocument
+from reconciler.rules.registry import REGISTRY, Finding, RuleContext, rule
+from specs import Document
 
 # The workflow a requester needs, by request kind; Issue depends on whom it is for.
 _WORKFLOW = {"Replace": "Request Replacement ID", "Update": "Request Update",
@@ -251,3 +253,27 @@ def disabled_person(ctx: RuleContext) -> Iterator[Finding]:
                 yield Finding(document, ("spec", field),
                               f"person {name!r} is disabled and cannot {doing} a mobile ID: "
                               f"enable Person/{name} or remove the request")
+
+
+def operator_request_errors(request: Document, related: Iterable[Document]) -> list[str]:
+    """The MIM7xx errors of a request an operator makes without a document (the devices API,
+    `mimctl device replace|renew`), checked against the applied objects it names.
+
+    The same checks as at plan time, so a request that collection would refuse is refused when
+    it is made; the requester's own checks (MIM706, MIM707, MIM712 for the requester) are the
+    caller's, since an operator is known by an API key or by `--actor`, not by the document.
+    Each error reads "[MIM7xx] message".
+    """
+    source = Source("(operator request)", Path("."), 0, 0, 0)
+    documents = [SpecDocument(source, model) for model in (request, *related)]
+    by_kind: dict[str, dict[str, SpecDocument]] = {}
+    for document in documents:
+        by_kind.setdefault(document.kind, {})[document.name] = document
+    context = RuleContext(documents, by_kind)
+    errors = []
+    for entry in REGISTRY.values():
+        if not entry.id.startswith("MIM7") or entry.severity != "error" or entry.check is None:
+            continue
+        errors += [f"[{entry.id}] {finding.message}" for finding in entry.check(context)
+                   if finding is not None and finding.document is documents[0]]
+    return errors
