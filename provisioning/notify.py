@@ -23,9 +23,9 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from email.utils import format_datetime
+from email.utils import format_datetime, parsedate_to_datetime
 
 import httpx
 from sqlalchemy import func, select
@@ -53,7 +53,31 @@ NotificationSystem = SmtpSystem | HttpSmsGatewaySystem
 
 
 class DeliveryError(Exception):
-    """A message could not be delivered; the text is short and holds no secret or content."""
+    """A message could not be delivered; the text is short and holds no secret or content.
+
+    `wait` is how long the receiving system asked us to wait before trying again, if it did.
+    """
+
+    def __init__(self, message: str, wait: timedelta | None = None) -> None:
+        super().__init__(message)
+        self.wait = wait
+
+
+def retry_after(value: str | None, now: datetime) -> timedelta | None:
+    """An HTTP Retry-After header (seconds, or an HTTP date) as a wait; None if absent or
+    unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return timedelta(seconds=int(value))
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(when - now, timedelta(0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +170,7 @@ def send(gateway: Gateway, claimed: outbox.Claimed, now: datetime, *,
         raise DeliveryError(f"HttpSmsGateway {gateway.name!r} cannot carry a "
                             f"{claimed.message.channel} message")
     else:
-        send_http_sms(spec, gateway.secrets, claimed)
+        send_http_sms(spec, gateway.secrets, claimed, now)
 
 
 def build_email(spec: SmtpSystem, claimed: outbox.Claimed, now: datetime) -> EmailMessage:
@@ -284,8 +308,9 @@ def sms_headers(spec: HttpSmsGatewaySystem, secrets: dict[str, bytes]) -> dict[s
 
 
 def send_http_sms(spec: HttpSmsGatewaySystem, secrets: dict[str, bytes],
-                  claimed: outbox.Claimed) -> None:
-    """POST one SMS to the gateway; any answer but 2xx is a failure."""
+                  claimed: outbox.Claimed, now: datetime) -> None:
+    """POST one SMS to the gateway; any answer but 2xx is a failure. A 429 or 503 with
+    Retry-After says when to try again (honoured by the outbox)."""
     body = fill_template(spec.body_template, claimed.message.recipient, claimed.message.text)
     headers = sms_headers(spec, secrets)
     host = httpx.URL(spec.url).host
@@ -298,7 +323,12 @@ def send_http_sms(spec: HttpSmsGatewaySystem, secrets: dict[str, bytes],
         raise DeliveryError(f"SMS gateway {host}: cannot connect "
                             f"({error.__class__.__name__})") from None
     if not response.is_success:
-        raise DeliveryError(f"SMS gateway {host}: answered HTTP {response.status_code}")
+        wait = None
+        if response.status_code in (429, 503):  # busy: it may say when to come back
+            wait = retry_after(response.headers.get("Retry-After"), now)
+        raise DeliveryError(f"SMS gateway {host}: answered HTTP {response.status_code}"
+                            + (f" (retry after {int(wait.total_seconds())} s)" if wait else ""),
+                            wait)
 
 
 # --- The flush loop --------------------------------------------------------------------------
@@ -362,7 +392,7 @@ def _deliver(engine: Engine, gateway: Gateway | DeliveryError, item: outbox.Clai
     try:
         send(gateway, item, clock(), ssl_context=ssl_context)
     except DeliveryError as error:
-        return _record_failure(engine, item, str(error), clock())
+        return _record_failure(engine, item, str(error), clock(), error.wait)
     except Exception as error:  # noqa: BLE001 - a bug must not strand the rest of the claim
         # The class only: an unexpected error's text might quote what was being sent.
         return _record_failure(engine, item, f"failed ({error.__class__.__name__})", clock())
@@ -376,9 +406,9 @@ def _deliver(engine: Engine, gateway: Gateway | DeliveryError, item: outbox.Clai
 
 
 def _record_failure(engine: Engine, item: outbox.Claimed, error: str,
-                    now: datetime) -> Failure:
+                    now: datetime, wait: timedelta | None = None) -> Failure:
     with _transaction(engine) as connection:
-        retry_at = outbox.mark_failed(connection, item, error, now)
+        retry_at = outbox.mark_failed(connection, item, error, now, wait)
     log.warning("outbox: message %s via %s failed: %s", item.message_id, item.message.system,
                 error)
     message = item.message

@@ -383,6 +383,39 @@ def test_a_gateway_error_is_retried(engine, key, gateway, gateway_state,
     assert len(gateway.seen) == 2
 
 
+@pytest.mark.parametrize("header", ["600", "Mon, 04 May 2026 09:10:00 GMT"])
+def test_a_busy_gateway_is_tried_again_when_it_says(engine, key, gateway, gateway_state,
+                                                    apply_systems, header) -> None:
+    apply_systems(**{"SMS Gateway": sms_spec(gateway.url)})
+    enqueue(engine, key, outbox.Message("code", "sms", "SMS Gateway", "+41791234567", "",
+                                        f"Your code: {CODE}"))
+    gateway_state.fail(1, 429, retry_after=header)  # ten minutes after T0, either way
+
+    failed = delivery.flush(engine, key, now=T0)
+
+    assert failed.failures[0].error == ("SMS gateway 127.0.0.1: answered HTTP 429 "
+                                        "(retry after 600 s)")
+    assert failed.failures[0].retry_at == T0 + timedelta(minutes=10)  # not the 30 s backoff
+    early = delivery.flush(engine, key, now=T0 + outbox.backoff(1))
+    assert (early.sent, early.failed, len(gateway.seen)) == (0, 0, 1)
+    on_time = delivery.flush(engine, key, now=T0 + timedelta(minutes=10))
+    assert on_time.sent == 1 and len(gateway_state.accepted) == 1
+
+
+def test_a_retry_after_is_never_sooner_than_the_backoff_nor_past_a_day(engine, key, gateway,
+                                                                       gateway_state,
+                                                                       apply_systems) -> None:
+    apply_systems(**{"SMS Gateway": sms_spec(gateway.url)})
+    enqueue(engine, key, outbox.Message("code", "sms", "SMS Gateway", "+41791234567", "",
+                                        f"Your code: {CODE}"))
+    gateway_state.fail(1, 503, retry_after="1")
+    assert delivery.flush(engine, key, now=T0).failures[0].retry_at == T0 + outbox.backoff(1)
+    gateway_state.fail(1, 503, retry_after="99999999")
+    later = T0 + outbox.backoff(1)
+    assert delivery.flush(engine, key, now=later).failures[0].retry_at == later + timedelta(
+        days=1)
+
+
 def test_a_wrong_token_is_a_failure(engine, key, gateway, gateway_state,
                                     apply_systems) -> None:
     apply_systems(**{"SMS Gateway": sms_spec(gateway.url)})

@@ -130,16 +130,23 @@ def release(connection: Connection, claimed: Claimed) -> bool:
     return result.rowcount == 1
 
 
+RETRY_AFTER_MAX = timedelta(days=1)  # a longer Retry-After is taken as a day
+
+
 def backoff(attempts: int) -> timedelta:
     """How long to wait after the `attempts`-th failure: 30 s, 1 min, 2 min, ... up to 1 h."""
     return min(BACKOFF_FIRST * 2 ** max(0, attempts - 1), BACKOFF_MAX)
 
 
-def mark_failed(connection: Connection, claimed: Claimed, error: str,
-                now: datetime) -> datetime | None:
-    """Put a message back for a later try; returns when, or None if the claim lost it."""
+def mark_failed(connection: Connection, claimed: Claimed, error: str, now: datetime,
+                wait: timedelta | None = None) -> datetime | None:
+    """Put a message back for a later try; returns when, or None if the claim lost it.
+
+    `wait` is how long the system asked us to wait (an HTTP Retry-After): the next try is no
+    sooner than that, nor than the backoff, and at most a day away.
+    """
     attempts = claimed.attempts + 1
-    retry_at = now + backoff(attempts)
+    retry_at = now + min(max(backoff(attempts), wait or timedelta(0)), RETRY_AFTER_MAX)
     result = connection.execute(update(outbox).where(_held(claimed)).values(
         status=PENDING, attempts=attempts, next_attempt_at=retry_at, last_error=error[:2000],
         claimed_by=None, claimed_at=None))

@@ -2,9 +2,10 @@
 
 `sms_gateway_app(state)` serves POST /sms (run it with `harness.serve`). With `state.token`
 set, a request without `Authorization: Bearer <token>` is refused with 401; with
-`state.api_key` set, one without that `X-Api-Key` with 403. `state.fail(count, status)` makes
-the next `count` requests answer `status` (503 by default) without accepting anything. Each
-accepted request is appended to `state.accepted` with its headers and raw body.
+`state.api_key` set, one without that `X-Api-Key` with 403. `state.fail(count, status,
+retry_after)` makes the next `count` requests answer `status` (503 by default, with that
+Retry-After header if given) without accepting anything. Each accepted request is appended to
+`state.accepted` with its headers and raw body.
 """
 
 from __future__ import annotations
@@ -30,15 +31,15 @@ class SmsGatewayState:
     token: str | None = None
     api_key: str | None = None
     accepted: list[Accepted] = field(default_factory=list)
-    failures: list[int] = field(default_factory=list)
+    failures: list[tuple[int, str | None]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def fail(self, count: int = 1, status: int = 503) -> None:
-        """The next `count` requests answer `status`."""
+    def fail(self, count: int = 1, status: int = 503, retry_after: str | None = None) -> None:
+        """The next `count` requests answer `status` (with Retry-After: `retry_after`)."""
         with self.lock:
-            self.failures += [status] * count
+            self.failures += [(status, retry_after)] * count
 
-    def _forced(self) -> int | None:
+    def _forced(self) -> tuple[int, str | None] | None:
         with self.lock:
             return self.failures.pop(0) if self.failures else None
 
@@ -52,7 +53,11 @@ def sms_gateway_app(state: SmsGatewayState) -> Flask:
     def send_sms() -> tuple[Response, int]:
         forced = state._forced()
         if forced is not None:
-            return jsonify(error="forced failure"), forced
+            status, retry_after = forced
+            answer = jsonify(error="forced failure")
+            if retry_after is not None:
+                answer.headers["Retry-After"] = retry_after
+            return answer, status
         if state.token is not None and \
                 request.headers.get("Authorization") != f"Bearer {state.token}":
             return jsonify(error="bad token"), 401
