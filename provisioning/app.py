@@ -13,7 +13,9 @@ Config keys:
 - `NOTIFY_INTERVAL`: seconds between the outbox sender's runs (default 30; 0 turns the sender
   off, for deployments that run `mimctl notify flush` instead). The sender is a thread started
   by the first request each process serves, so gunicorn's workers each run one (the outbox's
-  claims keep them from sending a message twice), with or without `--preload`.
+  claims keep them from sending a message twice), with or without `--preload`. The same
+  thread closes collection sessions past their time (`collect.sweep_sessions`), revoking what
+  an unconfirmed one issued; with the sender off, the next collect does that.
 
 Each flow is a blueprint in its own module; the database attaches through
 `provisioning.db.init_app` and is opened on first use, never here.
@@ -95,9 +97,10 @@ def _sender_starter(app: Flask) -> Callable[[], None]:
                 log.error("outbox sender not started: %s", error)
                 app.extensions[SENDER] = None
                 return
-            sender = background_sender(db.engine_of(app), key,
-                                       float(app.config["NOTIFY_INTERVAL"]),
-                                       sender=f"service pid {os.getpid()}")
+            engine = db.engine_of(app)
+            sender = background_sender(engine, key, float(app.config["NOTIFY_INTERVAL"]),
+                                       sender=f"service pid {os.getpid()}",
+                                       chores=lambda: collect.sweep_sessions(engine))
             app.extensions[SENDER] = sender
             atexit.register(sender.stop, 5.0)
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from provisioning import ca, package
 from provisioning.build import Builder, confirm_renewal
@@ -346,23 +346,57 @@ def _check_mdm(collection: Collection) -> dict[str, Any] | None:
 def expire_sessions(connection: Connection, now: datetime) -> None:
     """Close the sessions past their time (see `abandon`)."""
     abandon(connection, [row.id for row in connection.execute(select(sessions.c.id).where(
-        sessions.c.state.in_(LIVE), sessions.c.expires_at <= now))], now)
+        sessions.c.state.in_(LIVE), sessions.c.expires_at <= now))], now, "timed out")
 
 
-def abandon(connection: Connection, session_ids: list[str], now: datetime) -> None:
+def sweep_sessions(engine: Engine) -> int:
+    """Close the sessions past their time, if there are any; the service does this every
+    notification interval, so an abandoned session's certificates do not wait for the next
+    collect to be revoked. Returns how many sessions it closed."""
+    now = datetime.now(UTC)
+    stale = (sessions.c.state.in_(LIVE), sessions.c.expires_at <= now)
+    with engine.connect() as connection:  # a read first: no write lock while there is nothing
+        if connection.execute(select(func.count()).select_from(sessions).where(*stale)
+                              ).scalar_one() == 0:
+            return 0
+    with write_transaction(engine, lock=SESSION_LOCK) as connection:
+        ids = [row.id for row in connection.execute(select(sessions.c.id).where(*stale))]
+        abandon(connection, ids, now, "timed out")
+    return len(ids)
+
+
+def abandon(connection: Connection, session_ids: list[str], now: datetime, why: str) -> None:
     """End sessions that the device never confirmed: the certificates they issued are revoked
-    (they never reached a confirmed device), a new device they made is marked abandoned, and
-    a renewal's pending token and unlock key are dropped, so its device stays as it was."""
+    (they never reached a confirmed device) and audited, a new device they made is marked
+    abandoned, and a renewal's pending token and unlock key are dropped, so its device stays
+    as it was."""
     if not session_ids:
         return
+    issued = connection.execute(select(
+        certificates.c.id, certificates.c.device_id, certificates.c.authority_name,
+        certificates.c.serial_number, certificates.c.session_id).where(
+        certificates.c.session_id.in_(session_ids),
+        certificates.c.status.in_(("good", "hold")))).all()
     connection.execute(update(sessions).where(sessions.c.id.in_(session_ids)).values(
         state=EXPIRED, renewal=None))
     connection.execute(update(devices).where(
         devices.c.session_id.in_(session_ids), devices.c.status == "provisioning").values(
         status="abandoned", updated_at=now))
+    if not issued:
+        return
     connection.execute(update(certificates).where(
-        certificates.c.session_id.in_(session_ids), certificates.c.status == "good").values(
+        certificates.c.id.in_([row.id for row in issued])).values(
         status="revoked", revocation_reason="cessationOfOperation", revoked_at=now))
+    by_device: dict[int, list[Any]] = {}
+    for row in issued:
+        by_device.setdefault(row.device_id, []).append(row)
+    append(connection, [AuditEvent(
+        "provisioning service", "session-abandon", "Device", str(device_id), {
+            "device": device_id, "why": why, "reason": "cessationOfOperation",
+            "sessions": sorted({_session_ref(row.session_id) for row in rows}),
+            "certificates": [{"authority": row.authority_name, "serial": row.serial_number}
+                             for row in rows]})
+        for device_id, rows in sorted(by_device.items())], now)
 
 
 def _open_session(collection: Collection, now: datetime, decision: dict[str, Any] | None
@@ -391,7 +425,8 @@ def _open_session(collection: Collection, now: datetime, decision: dict[str, Any
                 full = live, wait
         if full is None:  # a new collect of the same request replaces its live session
             abandon(connection, [row.id for row in connection.execute(select(sessions.c.id)
-                    .where(sessions.c.job_id == job.id, sessions.c.state.in_(LIVE)))], now)
+                    .where(sessions.c.job_id == job.id, sessions.c.state.in_(LIVE)))], now,
+                    "the request was collected again")
             items = plan_items(connection, collection.profile, job.person_name,
                                collection.device.platform, now)
             session_id = secrets.token_urlsafe(32)

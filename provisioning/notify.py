@@ -445,18 +445,24 @@ class BackgroundSender:
 
 def background_sender(engine: Engine, key: MasterKey, interval: float, *,
                       sender: str = "service", limit: int = 100,
-                      ssl_context: ssl.SSLContext | None = None) -> BackgroundSender:
-    """Start a daemon thread that flushes the outbox now and then every `interval` seconds."""
+                      ssl_context: ssl.SSLContext | None = None,
+                      chores: Callable[[], object] | None = None) -> BackgroundSender:
+    """Start a daemon thread that flushes the outbox now and then every `interval` seconds,
+    doing `chores` (the service's other periodic work) before each flush."""
     stopping, waking = threading.Event(), threading.Event()
 
     def run() -> None:
         while not stopping.is_set():
             waking.clear()  # a wake() from now on asks for one more flush after this one
-            try:
-                flush(engine, key, sender=sender, limit=limit, ssl_context=ssl_context)
-            except Exception as error:  # noqa: BLE001 - a database outage must not end the loop
-                log.error("outbox: flush failed (%s); trying again in %s s",
-                          error.__class__.__name__, interval)
+            for name, work in (("chores", chores), ("flush", lambda: flush(
+                    engine, key, sender=sender, limit=limit, ssl_context=ssl_context))):
+                if work is None:
+                    continue
+                try:
+                    work()
+                except Exception as error:  # noqa: BLE001 - an outage must not end the loop
+                    log.error("background %s failed (%s); trying again in %s s", name,
+                              error.__class__.__name__, interval)
             waking.wait(interval)
 
     thread = threading.Thread(target=run, name="outbox sender", daemon=True)

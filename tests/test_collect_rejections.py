@@ -651,11 +651,38 @@ def issued_states(engine) -> list[tuple[str, str | None, str | None]]:
 
 
 def test_a_packaged_session_that_times_out_revokes_what_it_issued(session, engine) -> None:
+    from provisioning.collect import sweep_sessions
+
     assert session.package().status_code == 200
     assert issued_states(engine) == [("good", None, "provisioning")]
+    assert sweep_sessions(engine) == 0  # still within its time
     set_column(engine, sessions, "expires_at", now() - timedelta(seconds=1))
-    again = session.deployed.collect(session.phone)  # the next collect sweeps expired sessions
+    assert sweep_sessions(engine) == 1  # what the service's background thread runs
+    assert issued_states(engine) == [("revoked", "cessationOfOperation", "abandoned")]
+    with engine.connect() as connection:
+        [event] = connection.execute(select(audit_events).where(
+            audit_events.c.action == "session-abandon")).all()
+        serial = connection.execute(select(certificates.c.serial_number)).scalar_one()
+    assert (event.actor, event.details["why"], event.details["certificates"]) == (
+        "provisioning service", "timed out", [{"authority": "issuing-ca", "serial": serial}])
+    again = session.deployed.collect(session.phone)  # the request itself is still pending
     assert again.status_code == 201, again.text
+
+
+def test_the_running_service_closes_timed_out_sessions_by_itself(
+        mimctl, engine, database_url, tmp_path) -> None:
+    import time
+
+    deploy(mimctl, database_url, tmp_path)
+    with service(database_url, NOTIFY_INTERVAL=0.2) as client:
+        phone = SimulatedDevice(client)
+        opened = phone.collect(token_of(engine), code_of(engine)).json()
+        packaged = phone.package(opened["sessionId"], phone.csrs(opened["certificates"]))
+        assert packaged.status_code == 200, packaged.text
+        set_column(engine, sessions, "expires_at", now() - timedelta(seconds=1))
+        deadline = time.monotonic() + 20
+        while issued_states(engine)[0][0] == "good" and time.monotonic() < deadline:
+            time.sleep(0.05)
     assert issued_states(engine) == [("revoked", "cessationOfOperation", "abandoned")]
 
 

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -414,6 +415,23 @@ def test_an_unconfirmed_renewal_leaves_the_phone_as_it_was(world, engine, mimctl
     assert phone.complete(second).status_code == 200
     assert [(row.status, row.revocation_reason) for row in certificate_rows(engine)] == [
         ("revoked", "superseded"), ("revoked", "cessationOfOperation"), ("good", None)]
+
+
+def test_a_renewal_left_by_a_device_disabled_meanwhile_is_revoked_not_held(
+        world, engine, mimctl, database_url) -> None:
+    from provisioning.collect import sweep_sessions
+    from reconciler.db.models import sessions
+
+    phone, sid = renewal_packaged(world, engine, mimctl, database_url)
+    assert world.api("bob", "POST", f"/devices/{world.device_id}/disable").status_code == 200
+    assert [row.status for row in certificate_rows(engine)] == ["hold", "hold"]
+    assert phone.complete(sid).json()["code"] == "device_state"
+    with engine.begin() as connection:  # the session's time runs out
+        connection.execute(sessions.update().values(expires_at=datetime.now(UTC)))
+    assert sweep_sessions(engine) == 1
+    assert world.api("bob", "POST", f"/devices/{world.device_id}/enable").status_code == 200
+    assert [(row.status, row.revocation_reason) for row in certificate_rows(engine)] == [
+        ("good", None), ("revoked", "cessationOfOperation")]  # the old one, back from hold
 
 
 def test_a_renewal_of_a_device_canceled_meanwhile_does_not_complete(world, engine, mimctl,
