@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, jsonify, request
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, null, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from provisioning import ca, package
@@ -369,19 +369,30 @@ def abandon(connection: Connection, session_ids: list[str], now: datetime, why: 
     """End sessions that the device never confirmed: the certificates they issued are revoked
     (they never reached a confirmed device) and audited, a new device they made is marked
     abandoned, and a renewal's pending token and unlock key are dropped, so its device stays
-    as it was."""
+    as it was.
+
+    The sessions are claimed first, by a conditional update: one that a concurrent `complete`
+    confirmed (or this one's caller raced with) is left alone, and a concurrent package of one
+    of them has committed before its certificates are read.
+    """
     if not session_ids:
         return
+    ended = [row.id for row in connection.execute(
+        update(sessions).where(sessions.c.id.in_(session_ids), sessions.c.state.in_(LIVE))
+        .values(state=EXPIRED, renewal=null()).returning(sessions.c.id))]
+    if not ended:
+        return
+    left = [row.id for row in connection.execute(
+        update(devices).where(devices.c.session_id.in_(ended),
+                              devices.c.status == "provisioning")
+        .values(status="abandoned", updated_at=now).returning(devices.c.id))]
+    # Certificates made before they recorded their session (migration 0008) go with their
+    # abandoned device.
     issued = connection.execute(select(
         certificates.c.id, certificates.c.device_id, certificates.c.authority_name,
         certificates.c.serial_number, certificates.c.session_id).where(
-        certificates.c.session_id.in_(session_ids),
+        or_(certificates.c.session_id.in_(ended), certificates.c.device_id.in_(left)),
         certificates.c.status.in_(("good", "hold")))).all()
-    connection.execute(update(sessions).where(sessions.c.id.in_(session_ids)).values(
-        state=EXPIRED, renewal=None))
-    connection.execute(update(devices).where(
-        devices.c.session_id.in_(session_ids), devices.c.status == "provisioning").values(
-        status="abandoned", updated_at=now))
     if not issued:
         return
     connection.execute(update(certificates).where(
@@ -393,7 +404,8 @@ def abandon(connection: Connection, session_ids: list[str], now: datetime, why: 
     append(connection, [AuditEvent(
         "provisioning service", "session-abandon", "Device", str(device_id), {
             "device": device_id, "why": why, "reason": "cessationOfOperation",
-            "sessions": sorted({_session_ref(row.session_id) for row in rows}),
+            "sessions": sorted({_session_ref(row.session_id) for row in rows
+                                if row.session_id is not None}),
             "certificates": [{"authority": row.authority_name, "serial": row.serial_number}
                              for row in rows]})
         for device_id, rows in sorted(by_device.items())], now)
@@ -505,7 +517,7 @@ def build_package(session_id: str) -> Any:
             raise ApiError(409, "session_state", f"the session is {state}; this step is done")
         device_id, renewal, document = builder.record(connection, built)
         connection.execute(update(sessions).where(sessions.c.id == session_id).values(
-            state=PACKAGED, device_id=device_id, renewal=renewal))
+            state=PACKAGED, device_id=device_id, renewal=renewal if renewal else null()))
         envelope = package.envelope(package.sign(document, builder.signer), transport_key,
                                     algorithm)
     return jsonify({"envelope": envelope})
@@ -518,6 +530,13 @@ def complete(session_id: str) -> Any:
     engine, now = get_engine(), datetime.now(UTC)
     with write_transaction(engine) as connection:
         session = _live_session(connection, session_id, now, PACKAGED)
+        # Claim it: a sweep or a second complete that got there first leaves nothing to claim.
+        claimed = connection.execute(update(sessions).where(
+            sessions.c.id == session_id, sessions.c.state == PACKAGED,
+            sessions.c.expires_at > now).values(state=COMPLETED, renewal=null()))
+        if claimed.rowcount != 1:
+            raise ApiError(410, "session_expired", "the collection session has ended; "
+                           "collect again with the same link and code")
         job = connection.execute(select(request_jobs).where(
             request_jobs.c.id == session.job_id)).first()
         if session.renewal is not None:
@@ -533,8 +552,6 @@ def complete(session_id: str) -> Any:
         connection.execute(update(request_jobs).where(request_jobs.c.id == job.id).values(
             status=jobs.COLLECTED, collected_at=now, code_hash=None, code_sealed=None,
             updated_at=now))
-        connection.execute(update(sessions).where(sessions.c.id == session_id).values(
-            state=COMPLETED, renewal=None))
         serials = [row.serial_number for row in connection.execute(
             select(certificates.c.serial_number).where(
                 certificates.c.session_id == session_id))]

@@ -686,6 +686,51 @@ def test_the_running_service_closes_timed_out_sessions_by_itself(
     assert issued_states(engine) == [("revoked", "cessationOfOperation", "abandoned")]
 
 
+def test_a_sweep_and_a_complete_never_both_win(session, engine) -> None:
+    """A sweep that ends a session while its complete is on the way: the complete waits for the
+    sweep's transaction and is refused; nothing is left half active, half revoked."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from provisioning.collect import abandon
+
+    assert session.package().status_code == 200
+    with ThreadPoolExecutor(1) as pool:
+        with engine.begin() as connection:  # the sweep, its transaction still open
+            abandon(connection, [session.id], now(), "timed out")
+            racing = pool.submit(session.phone.complete, session.id)
+            time.sleep(0.5)
+            assert not racing.done()  # waiting for the session the sweep holds
+        assert racing.result(timeout=30).status_code == 410
+    assert issued_states(engine) == [("revoked", "cessationOfOperation", "abandoned")]
+
+
+def test_a_sweep_that_comes_late_leaves_a_completed_session_alone(session, engine) -> None:
+    """The sweep picked the session while it was live, the device confirmed before the sweep
+    got to it: the sweep ends nothing and revokes nothing."""
+    from provisioning.collect import abandon
+
+    assert session.package().status_code == 200
+    assert session.phone.complete(session.id).status_code == 200
+    with engine.begin() as connection:
+        abandon(connection, [session.id], now(), "timed out")
+    assert issued_states(engine) == [("good", None, "active")]
+    assert state_of(engine) == "completed"
+
+
+def test_a_session_packaged_before_the_upgrade_is_revoked_with_its_device(session,
+                                                                           engine) -> None:
+    """Certificates issued before they recorded their session (migration 0008) go with the
+    abandoned device."""
+    assert session.package().status_code == 200
+    set_column(engine, certificates, "session_id", None)
+    set_column(engine, sessions, "expires_at", now() - timedelta(seconds=1))
+    from provisioning.collect import sweep_sessions
+
+    assert sweep_sessions(engine) == 1
+    assert issued_states(engine) == [("revoked", "cessationOfOperation", "abandoned")]
+
+
 def test_collecting_again_abandons_the_unconfirmed_session(session, engine) -> None:
     assert session.package().status_code == 200
     again = session.deployed.collect(session.phone)  # e.g. the phone lost the package
