@@ -13,17 +13,23 @@
 is stored. The person's roles decide (reconciler/db/operators.py): a refusal — no role with
 the workflow, a scope that does not reach the device's owner, a role missing from the
 profile — is 403 `not_permitted`, audited with what was missing. Lists show only the devices
-the person's scope reaches.
+the person's scope reaches. Every call is one transaction that checks the key and its person
+again, and audits either what was done or read, or the refusal (403, 404, 409) and why.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
@@ -31,11 +37,12 @@ from provisioning.db import get_engine, master_key, write_transaction
 from provisioning.errors import ApiError
 from provisioning.links import aware
 from reconciler.db import devices as lifecycle
-from reconciler.db import operators
+from reconciler.db import jobs, operators
 from reconciler.db.audit import AuditEvent, append
-from reconciler.db.models import api_keys
+from reconciler.db.models import KIND_TABLES, api_keys, devices
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
+log = logging.getLogger(__name__)
 
 KEY_PREFIX = "mimk_"
 
@@ -44,49 +51,74 @@ def key_hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+class RefusalThrottle:
+    """At most one audit event a minute for refused keys of one kind, per process.
+
+    Unknown keys share one budget (a caller inventing keys cannot multiply it), each revoked
+    key has its own. The attempts in between go to the application log and are counted in the
+    next event (`suppressed`), so the audit log stays bounded however hard it is knocked on.
+    """
+
+    def __init__(self, window: float = 60.0) -> None:
+        self.window = window
+        self.last: dict[str, float] = {}
+        self.suppressed: dict[str, int] = {}
+        self.lock = threading.Lock()
+
+    def admit(self, ref: str) -> int | None:
+        """The attempts suppressed since the last event of `ref`, or None to log only."""
+        now = time.monotonic()
+        with self.lock:
+            if now - self.last.get(ref, -self.window) < self.window:
+                self.suppressed[ref] = self.suppressed.get(ref, 0) + 1
+                return None
+            self.last[ref] = now
+            return self.suppressed.pop(ref, 0)
+
+
+def _refusals() -> RefusalThrottle:
+    """The app's throttle (one per app, so one per worker process)."""
+    return current_app.extensions.setdefault("mim.api_refusals", RefusalThrottle())
+
+
 @blueprint.before_request
 def authenticate() -> None:
     """Every /api/v1 request needs a live API key; each use is recorded.
 
-    A key that is unknown or revoked is refused (401) and the attempt audited, naming the
-    revoked key's id or, for an unknown one, the first characters of its SHA-256 (never the
-    key), so repeated guesses show up together; so is a key whose person is no longer enabled
-    (403). A live key's `last_used_at` is moved on; what it was used for is audited by the
-    route: a read, an operation, or its refusal.
+    A key that is unknown or revoked is refused (401) and the attempt audited (see
+    `RefusalThrottle`), naming the revoked key's id or, for an unknown one, the first characters
+    of its SHA-256 (never the key). A live key's `last_used_at` is moved on; what it was used
+    for, and any refusal after this point, is audited by the route (`_audited`).
     """
     scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
     secret = secret.strip()
     if scheme.lower() != "bearer" or not secret.startswith(KEY_PREFIX):
         raise _unauthorized()
     digest, now = key_hash(secret), datetime.now(UTC)
-    refusal: ApiError | None = None
+    where = {"method": request.method, "path": request.path}
     with write_transaction(get_engine()) as connection:
         row = connection.execute(select(api_keys).where(api_keys.c.key_hash == digest)).first()
-        where = {"method": request.method, "path": request.path}
-        if row is None:
-            refusal = _unauthorized()
-            append(connection, [AuditEvent("anonymous", "api-key-refused", None, None, {
-                "key": digest[:12], "reason": "unknown key", **where})], now)
+        if row is not None and row.revoked_at is None:
+            connection.execute(update(api_keys).where(api_keys.c.id == row.id)
+                               .values(last_used_at=now))
         else:
-            actor = f"{row.person_name} (api key {row.id})"
-            if row.revoked_at is not None:
-                refusal = _unauthorized()
-                append(connection, [AuditEvent(actor, "api-key-refused", "Person",
-                                               row.person_name, {"apiKey": row.id,
-                                               "reason": "revoked key", **where})], now)
-            else:
-                connection.execute(update(api_keys).where(api_keys.c.id == row.id)
-                                   .values(last_used_at=now))
-                try:
-                    g.api_operator, g.api_actor = (
-                        operators.load_operator(connection, row.person_name), actor)
-                except operators.NotPermitted as error:
-                    refusal = ApiError(403, "not_permitted", str(error))
-                    append(connection, [AuditEvent(actor, "api-reject", "Person",
-                                                   row.person_name, {"apiKey": row.id,
-                                                   "reason": str(error), **where})], now)
-    if refusal is not None:
-        raise refusal
+            ref = "unknown" if row is None else f"key {row.id}"
+            suppressed = _refusals().admit(ref)
+            log.warning("api: refused %s (%s %s)%s", "an unknown key" if row is None else
+                        f"revoked api key {row.id}", request.method, request.path,
+                        "" if suppressed is not None else "; not audited (throttled)")
+            if suppressed is not None:
+                details = ({"key": digest[:12], "reason": "unknown key"} if row is None else
+                           {"apiKey": row.id, "reason": "revoked key"})
+                append(connection, [AuditEvent(
+                    "anonymous" if row is None else f"{row.person_name} (api key {row.id})",
+                    "api-key-refused", None if row is None else "Person",
+                    None if row is None else row.person_name,
+                    {**details, **where, "suppressed": suppressed})], now)
+    if row is None or row.revoked_at is not None:
+        raise _unauthorized()
+    g.api_key_id, g.api_person = row.id, row.person_name
+    g.api_actor = f"{row.person_name} (api key {row.id})"
 
 
 def _unauthorized() -> ApiError:
@@ -95,10 +127,50 @@ def _unauthorized() -> ApiError:
                     headers={"WWW-Authenticate": 'Bearer realm="mimctl api"'})
 
 
-def _caller() -> tuple[operators.Operator, str]:
-    """The operator behind the request's API key (see `authenticate`), and how the audit log
-    names them: "bob (api key 2)"."""
-    return g.api_operator, g.api_actor
+@dataclass(frozen=True, slots=True)
+class Call:
+    """An authenticated call inside its transaction: who makes it, as the audit log names them."""
+
+    connection: Connection
+    operator: operators.Operator
+    actor: str
+
+
+@contextmanager
+def _audited(operation: str, device_id: int | None = None, *, kind: str | None = None,
+             name: str | None = None, **context: Any) -> Iterator[Call]:
+    """One transaction for a call: the key and the person checked again inside it, the work,
+    and its audit event. A refusal raised in the block (ApiError) undoes the block's writes,
+    is audited as `api-reject` with what was refused and why, and is raised once that is
+    committed."""
+    refusal: ApiError | None = None
+    with write_transaction(get_engine()) as connection:
+        work = connection.begin_nested()
+        try:
+            live = connection.execute(select(api_keys.c.id).where(
+                api_keys.c.id == g.api_key_id, api_keys.c.revoked_at.is_(None))).first()
+            if live is None:
+                raise _unauthorized()
+            try:
+                operator = operators.load_operator(connection, g.api_person)
+            except operators.NotPermitted as error:
+                raise ApiError(403, "not_permitted", str(error)) from None
+            yield Call(connection, operator, g.api_actor)
+            work.commit()
+        except ApiError as error:
+            work.rollback()
+            refusal = error
+            details = {"operation": operation, "status": error.status_code, "code": error.code,
+                       "reason": error.message, "method": request.method,
+                       "path": request.path, **context}
+            device = (connection.execute(select(devices).where(devices.c.id == device_id))
+                      .first() if device_id is not None else None)
+            append(connection, [lifecycle.device_event(g.api_actor, "api-reject", device,
+                                                       **details) if device is not None
+                                else AuditEvent(g.api_actor, "api-reject", kind, name,
+                                                {**details, "device": device_id})])
+    if refusal is not None:
+        raise refusal
 
 
 def _device(connection: Connection, device_id: int) -> Any:
@@ -121,37 +193,32 @@ def _certificate_json(row: Any) -> dict[str, Any]:
             "notAfter": aware(row.not_after).isoformat() if row.not_after else None}
 
 
+LISTED_IDS = 1000  # a list's audit event names at most this many devices
+
+
 @blueprint.get("/devices")
 def list_devices() -> Any:
     person, status = request.args.get("person"), request.args.get("status")
-    with write_transaction(get_engine()) as connection:
-        operator, actor = _caller()
-        rows = lifecycle.listed(connection, person=person, status=status)
-        seen = operators.visible(connection, operator, rows)
-        append(connection, [AuditEvent(actor, "api-read", "Device", None, {
-            "operation": "list", "person": person, "status": status,
-            "devices": [row.id for row in seen]})])
+    with _audited("list", kind="Device") as call:
+        rows = lifecycle.listed(call.connection, person=person, status=status)
+        seen = operators.visible(call.connection, call.operator, rows)
+        append(call.connection, [AuditEvent(call.actor, "api-read", "Device", None, {
+            "operation": "list", "person": person, "status": status, "count": len(seen),
+            "devices": [row.id for row in seen[:LISTED_IDS]]})])
     return jsonify({"devices": [_device_json(row) for row in seen]})
 
 
 @blueprint.get("/devices/<id:device_id>")
 def show_device(device_id: int) -> Any:
-    with write_transaction(get_engine()) as connection:
-        operator, actor = _caller()
-        device = _device(connection, device_id)
-        refusal = None
-        if not operators.sees(connection, operator, device):
-            refusal = (f"the scope of {operator.name}'s roles does not reach "
-                       f"{device.person_name}")
-            append(connection, [lifecycle.device_event(actor, "api-reject", device,
-                                                       operation="show", reason=refusal)])
-        else:
-            issued = lifecycle.certificates_of(connection, device_id)
-            append(connection, [lifecycle.device_event(
-                actor, "api-read", device, operation="show",
-                certificates=[row.serial_number for row in issued])])
-    if refusal is not None:
-        raise ApiError(403, "not_permitted", refusal, operation="show")
+    with _audited("show", device_id) as call:
+        device = _device(call.connection, device_id)
+        if not operators.sees(call.connection, call.operator, device):
+            raise ApiError(403, "not_permitted", f"the scope of {call.operator.name}'s roles "
+                           f"does not reach {device.person_name}", operation="show")
+        issued = lifecycle.certificates_of(call.connection, device_id)
+        append(call.connection, [lifecycle.device_event(
+            call.actor, "api-read", device, operation="show",
+            certificates=[row.serial_number for row in issued])])
     return jsonify({**_device_json(device),
                     "certificates": [_certificate_json(row) for row in issued]})
 
@@ -159,26 +226,20 @@ def show_device(device_id: int) -> Any:
 def _operate(device_id: int, operation: str,
              act: Callable[[Connection, str, datetime], tuple[AuditEvent, dict[str, Any]]]
              ) -> Any:
-    """Check the caller may do `operation`, do it and audit it, in one transaction."""
-    with write_transaction(get_engine()) as connection:
-        operator, actor = _caller()
-        device = _device(connection, device_id)
+    """Check the caller may do `operation`, do it and audit it, in one transaction; a
+    refusal (403 not permitted, 404, 409) is audited instead."""
+    with _audited(operation, device_id) as call:
+        device = _device(call.connection, device_id)
         try:
-            role = operators.check(connection, operator, operation, device)
+            role = operators.check(call.connection, call.operator, operation, device)
         except operators.NotPermitted as error:
-            refusal = str(error)
-            append(connection, [lifecycle.device_event(actor, "api-reject", device,
-                                                       operation=operation, reason=refusal)])
-        else:
-            refusal = None
-            try:
-                event, answer = act(connection, actor, datetime.now(UTC))
-            except lifecycle.DeviceError as error:
-                raise ApiError(409, "device_state", str(error)) from None
-            event.details["role"] = role
-            append(connection, [event])
-    if refusal is not None:
-        raise ApiError(403, "not_permitted", refusal, operation=operation)
+            raise ApiError(403, "not_permitted", str(error), operation=operation) from None
+        try:
+            event, answer = act(call.connection, call.actor, datetime.now(UTC))
+        except lifecycle.DeviceError as error:
+            raise ApiError(409, "device_state", str(error)) from None
+        event.details["role"] = role
+        append(call.connection, [event])
     return jsonify(answer)
 
 
@@ -253,8 +314,6 @@ def request_for_device(device_id: int, operation: str) -> Any:
 
     def act(connection: Connection, actor: str, now: datetime
             ) -> tuple[AuditEvent, dict[str, Any]]:
-        from reconciler.db import jobs
-
         device = lifecycle.find(connection, device_id)
         if device.status != lifecycle.ACTIVE:
             raise lifecycle.DeviceError(f"device {device_id} is {device.status}; only an "
@@ -277,41 +336,32 @@ def request_for_device(device_id: int, operation: str) -> Any:
 @blueprint.post("/requests")
 def request_mobile_id() -> Any:
     """Request a mobile ID for a person, as applying a MobileRequest would (Request ID)."""
-    from reconciler.db import jobs
-    from reconciler.db.models import KIND_TABLES
-
     body = _json()
     person, profile = body.get("person"), body.get("profile")
     for field, value in (("person", person), ("profile", profile)):
         if not isinstance(value, str) or not value or len(value) > 128:
             raise ApiError(400, "malformed", f"{field} must be a name", field=field)
     delivery, reason = _delivery_and_reason(body)
-    with write_transaction(get_engine()) as connection:
-        operator, actor = _caller()
+    with _audited("request", kind="Person", name=str(person), profile=profile) as call:
         for kind, name in (("Person", person), ("CredentialProfile", profile)):
             table = KIND_TABLES[kind].table
-            if connection.execute(select(table.c.id).where(table.c.name == name)).first() \
-                    is None:
+            if call.connection.execute(select(table.c.id).where(table.c.name == name)
+                                       ).first() is None:
                 raise ApiError(404, f"unknown_{kind.lower()}", f"no {kind} {name!r}")
         try:
-            role = operators.check_request(connection, operator, str(person), str(profile))
+            role = operators.check_request(call.connection, call.operator, str(person),
+                                           str(profile))
         except operators.NotPermitted as error:
-            refusal = str(error)
-            append(connection, [AuditEvent(actor, "api-reject", "Person", str(person), {
-                "operation": "request", "profile": profile, "reason": refusal})])
-        else:
-            refusal = None
-            try:
-                name, events = jobs.open_operator_request(
-                    connection, master_key(), person=str(person), profile=str(profile),
-                    kind="Issue", device_serial=None, delivery=delivery, requested_by=actor,
-                    reason=reason, now=datetime.now(UTC))
-            except jobs.JobError as error:
-                raise ApiError(409, "request_refused", str(error)) from None
-            events[-1].details["role"] = role
-            append(connection, events)
-            status = jobs.latest_job(connection, name).status
-    if refusal is not None:
-        raise ApiError(403, "not_permitted", refusal, operation="request")
+            raise ApiError(403, "not_permitted", str(error), operation="request") from None
+        try:
+            name, events = jobs.open_operator_request(
+                call.connection, master_key(), person=str(person), profile=str(profile),
+                kind="Issue", device_serial=None, delivery=delivery, requested_by=call.actor,
+                reason=reason, now=datetime.now(UTC))
+        except jobs.JobError as error:
+            raise ApiError(409, "request_refused", str(error)) from None
+        events[-1].details["role"] = role
+        append(call.connection, events)
+        status = jobs.latest_job(call.connection, name).status
     return jsonify({"request": name, "person": person, "profile": profile,
                     "status": status}), 201

@@ -140,6 +140,29 @@ def test_keys_are_needed_and_revocable(world, mimctl, database_url, engine) -> N
                                          "/api/v1/devices")
 
 
+def test_guessing_keys_cannot_flood_the_audit_log(world, engine) -> None:
+    for guess in range(5):
+        refused = world.client.get("/api/v1/devices",
+                                   headers={"Authorization": f"Bearer mimk_guess{guess}"})
+        assert refused.status_code == 401
+    [event] = events(engine, "api-key-refused")  # one a minute; the rest in the service log
+    assert (event.details["key"], event.details["suppressed"]) == (
+        hashlib.sha256(b"mimk_guess0").hexdigest()[:12], 0)
+
+
+def test_refusals_inside_a_call_are_audited_too(world, engine) -> None:
+    missing = world.api("bob", "GET", "/devices/424242")
+    assert (missing.status_code, missing.json()["code"]) == (404, "unknown_device")
+    twice = [world.api("bob", "POST", f"/devices/{world.device_id}/cancel",
+                       json={"reason": "keyCompromise"}) for _ in range(2)]
+    assert [answer.status_code for answer in twice] == [200, 409]
+    rejected = events(engine, "api-reject")
+    assert [(row.name, row.details["operation"], row.details["code"]) for row in rejected] == [
+        (None, "show", "unknown_device"), (str(world.device_id), "cancel", "device_state")]
+    assert rejected[0].details["device"] == 424242
+    assert rejected[1].details["person"] == "alice"  # the device's details, as for a 403
+
+
 def test_every_read_through_a_key_is_audited(world, engine) -> None:
     assert world.api("carol", "GET", "/devices").status_code == 200
     assert world.api("dave", "GET", "/devices?status=active").json()["devices"] == []
@@ -162,8 +185,8 @@ def test_a_key_of_a_disabled_person_is_refused_and_audited(world, mimctl, databa
     refused = world.api("carol", "GET", "/devices")
     assert (refused.status_code, refused.json()["code"]) == (403, "not_permitted")
     rejection = events(engine, "api-reject")[-1]
-    assert (rejection.actor, rejection.name, rejection.details["path"]) == (
-        "carol (api key 3)", "carol", "/api/v1/devices")
+    assert (rejection.actor, rejection.details["operation"], rejection.details["path"]) == (
+        "carol (api key 3)", "list", "/api/v1/devices")
     assert "not an enabled person" in rejection.details["reason"]
 
 
@@ -239,6 +262,21 @@ def test_a_request_the_rules_would_refuse_is_refused_when_made(world, engine, mi
     renewed = mimctl("--db", database_url, "device", "renew", world.device_id, "--delivery",
                      "Sms", "--actor", "bob")
     assert renewed.exit_code == 1 and "[MIM703]" in renewed.output
+    assert [(row.details["operation"], row.details["code"])
+            for row in events(engine, "api-reject")] == [
+        ("request", "request_refused"), ("replace", "request_refused")]
+
+
+def test_people_with_display_names_can_be_requested_for(world, engine, mimctl, database_url,
+                                                        tmp_path) -> None:
+    jean = ("---\napiVersion: mim/v1\nkind: Person\nmetadata:\n  name: Jean Dupont\nspec:\n"
+            "  fullName: Jean Dupont\n  email: jean@example.com\n  group: Engineering\n"
+            "  roles: [PasswordUser]\n")
+    deploy(mimctl, database_url, tmp_path / "jean", extra=OPERATORS + jean)
+    made = world.api("bob", "POST", "/requests", json={
+        "person": "Jean Dupont", "profile": "mobile-standard", "delivery": "ShowCode"})
+    assert made.status_code == 201, made.text
+    assert made.json()["person"] == "Jean Dupont"
 
 
 def test_a_missing_workflow_is_refused_and_audited(world, engine) -> None:
@@ -380,6 +418,23 @@ def test_renew_puts_new_certificates_on_the_same_phone(world, engine, mimctl,
     stale = world.client.get(f"/provision/v1/devices/{world.device_id}/status",
                              headers=headers)
     assert stale.status_code == 401  # the renewal's package carries a new device token
+    from provisioning.ca import load_authority
+    from tests.collect_support import KEY
+
+    with engine.connect() as connection:
+        ca = load_authority(connection, KEY, "issuing-ca").certificate
+    renewal, _ = phone.open(packaged.json()["envelope"], [ca])
+    fresh = {"Authorization": f"Bearer {renewal['deviceToken']}"}
+    assert world.client.get(f"/provision/v1/devices/{world.device_id}/status",
+                            headers=fresh).json()["status"] == "active"
+    world.api("bob", "POST", f"/devices/{world.device_id}/unlock-code",
+              json={"challenge": "RENEW2345"})
+    new_key = base64.b64decode(renewal["unlockKey"])
+    assert new_key != world.unlock_key
+    confirmed = world.client.post(
+        f"/provision/v1/devices/{world.device_id}/unlock/confirm", headers=fresh,
+        json={"challenge": "RENEW2345", "response": phone_response(new_key, "RENEW2345")})
+    assert confirmed.status_code == 200, confirmed.text
     none_left = world.client.post(f"/provision/v1/devices/{world.device_id}/collect",
                                   headers=headers, json={"device": phone.facts})
     assert none_left.status_code == 401

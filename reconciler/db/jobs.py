@@ -339,23 +339,22 @@ def states(connection: Connection, request_ids: Iterable[int]) -> dict[int, str]
 # ---------------------------------------------------------------------------------------------
 # Requests made by operators through the API or the CLI, not through the specs
 
-def _operator_request_errors(connection: Connection, name: str, spec: dict[str, Any]
-                             ) -> list[str]:
+def _operator_request_errors(connection: Connection, spec: dict[str, Any]) -> list[str]:
     """What the plan-time request rules (MIM7xx) say of an operator's request."""
     from pydantic import ValidationError
 
     from reconciler.canonical import to_model
     from reconciler.rules.requests import operator_request_errors
 
-    try:  # the operator is checked by the caller, not as the document's requestedBy
-        request = to_model("MobileRequest", name.lower(), {"metadata": {}, "spec": {
+    related = [to_model(kind, row.name, row.document)  # as applied, so valid
+               for kind, wanted in (("Person", spec["person"]),
+                                    ("CredentialProfile", spec["credentialProfile"]))
+               for row in connection.execute(
+                   select(KIND_TABLES[kind].table.c.name, KIND_TABLES[kind].table.c.document)
+                   .where(KIND_TABLES[kind].table.c.name == wanted))]
+    try:  # the request has no document name; the operator is the caller's to check
+        request = to_model("MobileRequest", "operator-request", {"metadata": {}, "spec": {
             **spec, "requestedBy": None}})
-        related = [to_model(kind, row.name, row.document)
-                   for kind, wanted in (("Person", spec["person"]),
-                                        ("CredentialProfile", spec["credentialProfile"]))
-                   for row in connection.execute(
-                       select(KIND_TABLES[kind].table.c.name, KIND_TABLES[kind].table.c.document)
-                       .where(KIND_TABLES[kind].table.c.name == wanted))]
     except ValidationError as error:
         return [f"the request is not valid: {error.errors()[0]['msg']}"]
     return operator_request_errors(request, related)
@@ -374,7 +373,7 @@ def open_operator_request(connection: Connection, key: vault.MasterKey, *, perso
     spec = {"person": person, "credentialProfile": profile, "kind": kind,
             "device": device_serial, "delivery": delivery, "requestedBy": requested_by,
             "reason": reason}
-    errors = _operator_request_errors(connection, name, spec)
+    errors = _operator_request_errors(connection, spec)
     if errors:
         raise JobError("; ".join(errors))
     events = open_jobs(connection, key, [NewRequest(name, spec)], {name: None},
