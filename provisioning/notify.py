@@ -69,8 +69,8 @@ def retry_after(value: str | None, now: datetime) -> timedelta | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return timedelta(seconds=int(value))
+    if value.isdigit():  # taken as at most a day by the outbox; no bigger than a year here
+        return timedelta(seconds=min(int(value), 366 * 86400))
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
