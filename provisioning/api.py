@@ -87,35 +87,32 @@ def authenticate() -> None:
 
     A key that is unknown or revoked is refused (401) and the attempt audited (see
     `RefusalThrottle`), naming the revoked key's id or, for an unknown one, the first characters
-    of its SHA-256 (never the key). A live key's `last_used_at` is moved on; what it was used
-    for, and any refusal after this point, is audited by the route (`_audited`).
+    of its SHA-256 (never the key). For a live key the route's transaction (`_audited`) checks
+    it again, moves its `last_used_at` on, and audits what it was used for or the refusal.
     """
     scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
     secret = secret.strip()
     if scheme.lower() != "bearer" or not secret.startswith(KEY_PREFIX):
         raise _unauthorized()
-    digest, now = key_hash(secret), datetime.now(UTC)
-    where = {"method": request.method, "path": request.path}
-    with write_transaction(get_engine()) as connection:
+    digest = key_hash(secret)
+    with get_engine().connect() as connection:  # a live key costs a read; the call writes
         row = connection.execute(select(api_keys).where(api_keys.c.key_hash == digest)).first()
-        if row is not None and row.revoked_at is None:
-            connection.execute(update(api_keys).where(api_keys.c.id == row.id)
-                               .values(last_used_at=now))
-        else:
-            ref = "unknown" if row is None else f"key {row.id}"
-            suppressed = _refusals().admit(ref)
-            log.warning("api: refused %s (%s %s)%s", "an unknown key" if row is None else
-                        f"revoked api key {row.id}", request.method, request.path,
-                        "" if suppressed is not None else "; not audited (throttled)")
-            if suppressed is not None:
-                details = ({"key": digest[:12], "reason": "unknown key"} if row is None else
-                           {"apiKey": row.id, "reason": "revoked key"})
+    if row is None or row.revoked_at is not None:
+        ref = "unknown" if row is None else f"key {row.id}"
+        suppressed = _refusals().admit(ref)
+        log.warning("api: refused %s (%s %s)%s", "an unknown key" if row is None else
+                    f"revoked api key {row.id}", request.method, request.path,
+                    "" if suppressed is not None else "; not audited (throttled)")
+        if suppressed is not None:
+            details = ({"key": digest[:12], "reason": "unknown key"} if row is None else
+                       {"apiKey": row.id, "reason": "revoked key"})
+            with write_transaction(get_engine()) as connection:
                 append(connection, [AuditEvent(
                     "anonymous" if row is None else f"{row.person_name} (api key {row.id})",
                     "api-key-refused", None if row is None else "Person",
                     None if row is None else row.person_name,
-                    {**details, **where, "suppressed": suppressed})], now)
-    if row is None or row.revoked_at is not None:
+                    {**details, "method": request.method, "path": request.path,
+                     "suppressed": suppressed})])
         raise _unauthorized()
     g.api_key_id, g.api_person = row.id, row.person_name
     g.api_actor = f"{row.person_name} (api key {row.id})"
@@ -145,12 +142,13 @@ def _audited(operation: str, device_id: int | None = None, *, kind: str | None =
     committed."""
     refusal: ApiError | None = None
     with write_transaction(get_engine()) as connection:
+        live = connection.execute(update(api_keys).where(
+            api_keys.c.id == g.api_key_id, api_keys.c.revoked_at.is_(None))
+            .values(last_used_at=datetime.now(UTC)))
+        if live.rowcount != 1:  # revoked since `authenticate` looked
+            raise _unauthorized()
         work = connection.begin_nested()
         try:
-            live = connection.execute(select(api_keys.c.id).where(
-                api_keys.c.id == g.api_key_id, api_keys.c.revoked_at.is_(None))).first()
-            if live is None:
-                raise _unauthorized()
             try:
                 operator = operators.load_operator(connection, g.api_person)
             except operators.NotPermitted as error:
