@@ -25,12 +25,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from email.utils import format_datetime, parsedate_to_datetime
+from email.utils import format_datetime
 
 import httpx
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
 
+from provisioning.mdm.base import retry_after_seconds
 from provisioning.systems import UnknownSystem, load_system, system_secrets
 from reconciler.db import outbox
 from reconciler.db.engine import SQLITE_BEGIN, is_sqlite
@@ -61,23 +62,6 @@ class DeliveryError(Exception):
     def __init__(self, message: str, wait: timedelta | None = None) -> None:
         super().__init__(message)
         self.wait = wait
-
-
-def retry_after(value: str | None, now: datetime) -> timedelta | None:
-    """An HTTP Retry-After header (seconds, or an HTTP date) as a wait; None if absent or
-    unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():  # taken as at most a day by the outbox; no bigger than a year here
-        return timedelta(seconds=min(int(value), 366 * 86400))
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(when - now, timedelta(0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,7 +309,9 @@ def send_http_sms(spec: HttpSmsGatewaySystem, secrets: dict[str, bytes],
     if not response.is_success:
         wait = None
         if response.status_code in (429, 503):  # busy: it may say when to come back
-            wait = retry_after(response.headers.get("Retry-After"), now)
+            seconds = retry_after_seconds(response.headers.get("Retry-After"), now)
+            if seconds is not None:  # the outbox takes at most a day; no timedelta overflow
+                wait = timedelta(seconds=min(seconds, outbox.RETRY_AFTER_MAX.total_seconds()))
         raise DeliveryError(f"SMS gateway {host}: answered HTTP {response.status_code}"
                             + (f" (retry after {int(wait.total_seconds())} s)" if wait else ""),
                             wait)
