@@ -87,3 +87,23 @@ def rows(engine: Engine, *, leave_out: tuple[str, ...] = ("audit_events",)) -> d
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+def issuing_ca(engine: Engine) -> Any:
+    """The quickstart's issuing CA certificate (x509.Certificate)."""
+    from provisioning.ca import load_authority
+
+    with engine.connect() as connection:
+        return load_authority(connection, KEY, "issuing-ca").certificate
+
+
+def finish(device: Any, session: httpx.Response, engine: Engine) -> dict[str, Any]:
+    """Package and complete a session `device` (a SimulatedDevice) opened; returns its package,
+    opened and its signature checked against the issuing CA."""
+    assert session.status_code == 201, session.text
+    sid = session.json()["sessionId"]
+    packaged = device.package(sid, device.csrs(session.json()["certificates"]))
+    assert packaged.status_code == 200, packaged.text
+    assert device.complete(sid).status_code == 200
+    package, _ = device.open(packaged.json()["envelope"], [issuing_ca(engine)])
+    return package

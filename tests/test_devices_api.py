@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import select
 
 from reconciler.db.models import audit_events
-from tests.collect_support import code_of, deploy, service, token_of
+from tests.collect_support import code_of, deploy, finish, issuing_ca, service, token_of
 from tests.device import SimulatedDevice
 
 OPERATORS = """\
@@ -86,15 +86,7 @@ def world(mimctl, engine, database_url, tmp_path):
             for person in ("alice", "bob", "carol", "dave")}
     with service(database_url) as client:
         device = SimulatedDevice(client)
-        session = device.collect(token_of(engine), code_of(engine)).json()
-        packaged = device.package(session["sessionId"], device.csrs(session["certificates"]))
-        assert device.complete(session["sessionId"]).status_code == 200
-        from provisioning.ca import load_authority
-        from tests.collect_support import KEY
-
-        with engine.connect() as connection:
-            ca = load_authority(connection, KEY, "issuing-ca").certificate
-        package, _ = device.open(packaged.json()["envelope"], [ca])
+        package = finish(device, device.collect(token_of(engine), code_of(engine)), engine)
         yield World(client, package["deviceId"], package["deviceToken"],
                     base64.b64decode(package["unlockKey"]), keys)
 
@@ -418,12 +410,7 @@ def test_renew_puts_new_certificates_on_the_same_phone(world, engine, mimctl,
     stale = world.client.get(f"/provision/v1/devices/{world.device_id}/status",
                              headers=headers)
     assert stale.status_code == 401  # the renewal's package carries a new device token
-    from provisioning.ca import load_authority
-    from tests.collect_support import KEY
-
-    with engine.connect() as connection:
-        ca = load_authority(connection, KEY, "issuing-ca").certificate
-    renewal, _ = phone.open(packaged.json()["envelope"], [ca])
+    renewal, _ = phone.open(packaged.json()["envelope"], [issuing_ca(engine)])
     fresh = {"Authorization": f"Bearer {renewal['deviceToken']}"}
     assert world.client.get(f"/provision/v1/devices/{world.device_id}/status",
                             headers=fresh).json()["status"] == "active"

@@ -42,10 +42,9 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from provisioning.app import create_app
-from provisioning.ca import load_authority
 from provisioning.openapi import DOCUMENT
 from reconciler.db import jobs
-from tests.collect_support import KEY, code_of, deploy, service, token_of
+from tests.collect_support import KEY, code_of, deploy, finish, issuing_ca, service, token_of
 from tests.device import SimulatedDevice
 
 NOT_DESCRIBED = {"static", "openapi.document"}  # Flask's static files; the document itself
@@ -254,16 +253,9 @@ class Phone:
         return {"Authorization": f"Bearer {self.token}"}
 
 
-def finish(device: SimulatedDevice, session: httpx.Response, engine: Any) -> Phone:
+def collected(device: SimulatedDevice, session: httpx.Response, engine: Any) -> Phone:
     """Package and complete a session the phone opened; open and verify its package."""
-    assert session.status_code == 201, session.text
-    sid = session.json()["sessionId"]
-    packaged = device.package(sid, device.csrs(session.json()["certificates"]))
-    assert packaged.status_code == 200, packaged.text
-    assert device.complete(sid).status_code == 200
-    with engine.connect() as connection:
-        ca = load_authority(connection, KEY, "issuing-ca").certificate
-    package, _ = device.open(packaged.json()["envelope"], [ca])
+    package = finish(device, session, engine)
     (entry,) = package["certificates"]
     return Phone(device, package["deviceId"], package["deviceToken"],
                  x509.load_pem_x509_certificate(entry["certificate"].encode()))
@@ -309,12 +301,10 @@ EVERY_WORKFLOW = {"roles.yaml": [("    - Enable / Disable ID\n", "    - Enable /
 def world(mimctl, engine, database_url, tmp_path) -> Iterator[World]:
     deploy(mimctl, database_url, tmp_path, edits=EVERY_WORKFLOW)
     keys = {person: api_key(mimctl, database_url, person) for person in ("alice", "bob")}
-    with engine.connect() as connection:
-        ca = load_authority(connection, KEY, "issuing-ca").certificate
     with service(database_url) as client:
         device = SimulatedDevice(client)
-        phone = finish(device, device.collect(token_of(engine), code_of(engine)), engine)
-        yield World(client, engine, keys, phone, ca)
+        phone = collected(device, device.collect(token_of(engine), code_of(engine)), engine)
+        yield World(client, engine, keys, phone, issuing_ca(engine))
 
 
 # --- The whole life of mobile IDs, every answer checked -----------------------------------------
@@ -374,7 +364,7 @@ def test_a_whole_life_of_mobile_ids_gets_only_documented_answers(world, engine) 
     assert client.get(f"/qr/{live_token}.png").headers["content-type"] == "image/png"
     assert client.get(f"/qr/{live_token}.svg").status_code == 200
     assert client.get("/qr/nope.png").status_code == 404
-    other = finish(second, session, engine)
+    other = collected(second, session, engine)
 
     # Unlock: an operator's code, the phone's confirmation.
     given_code = world.api("bob", "POST", f"{path}/unlock-code", json={"challenge": "K7Q2-M9XA"})
@@ -397,7 +387,7 @@ def test_a_whole_life_of_mobile_ids_gets_only_documented_answers(world, engine) 
     assert renewed.json()["status"] == "pending"
     session = client.post(f"{device_path}/collect", headers=phone.bearer,
                           json={"device": phone.device.facts})
-    phone = finish(phone.device, session, engine)  # a new device token
+    phone = collected(phone.device, session, engine)  # a new device token
     assert world.api("bob", "POST", f"{path}/update", json={"delivery": "Carrier pigeon"}
                      ).status_code == 400
     assert world.api("bob", "POST", f"{path}/update", json={"delivery": "ShowCode"}
@@ -419,7 +409,7 @@ def test_a_whole_life_of_mobile_ids_gets_only_documented_answers(world, engine) 
     third = SimulatedDevice(client, serial="SIM-0003")
     wrong = third.collect(token, "1")
     assert (wrong.status_code, wrong.json()["attemptsRemaining"]) == (401, 4)
-    third_phone = finish(third, third.collect(token, code), engine)
+    third_phone = collected(third, third.collect(token, code), engine)
     assert world.api("bob", "POST", f"/devices/{third_phone.device_id}/cancel",
                      json={"reason": "keyCompromise"}).json()["status"] == "canceled"
 

@@ -24,9 +24,8 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.x509 import ocsp
 from sqlalchemy import select
 
-from provisioning.ca import load_authority
 from reconciler.db.models import audit_events
-from tests.collect_support import KEY, code_of, deploy, service, token_of
+from tests.collect_support import code_of, deploy, finish, issuing_ca, service, token_of
 from tests.device import SimulatedDevice
 
 OCSP_PATH = "/pki/issuing-ca/ocsp"
@@ -55,15 +54,11 @@ class Phone:
 
 def collect(client: httpx.Client, engine: Any) -> Phone:
     device = SimulatedDevice(client)
-    session = device.collect(token_of(engine), code_of(engine)).json()
-    packaged = device.package(session["sessionId"], device.csrs(session["certificates"]))
-    assert device.complete(session["sessionId"]).status_code == 200
-    with engine.connect() as connection:
-        ca = load_authority(connection, KEY, "issuing-ca").certificate
-    package, _ = device.open(packaged.json()["envelope"], [ca])
+    package = finish(device, device.collect(token_of(engine), code_of(engine)), engine)
     (entry,) = package["certificates"]
     return Phone(client, package["deviceId"], package["deviceToken"],
-                 x509.load_pem_x509_certificate(entry["certificate"].encode()), ca)
+                 x509.load_pem_x509_certificate(entry["certificate"].encode()),
+                 issuing_ca(engine))
 
 
 def ask_ocsp(phone: Phone, *, get: bool = False) -> ocsp.OCSPResponse:
